@@ -1,0 +1,42 @@
+# Shipyard developer commands. `make serve` and `make test` are the README quick start.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PROJECT ?= examples/support-desk
+STAMP := $(VENV)/.installed
+
+.PHONY: install serve test lint typecheck unit lock bench clean
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+serve: install
+	ORT_DISABLE_TELEMETRY=1 $(BIN)/shipyard serve --project $(PROJECT)
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	ORT_DISABLE_TELEMETRY=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/pytest
+
+test: lint typecheck unit
+
+# Re-resolve the pinned, hash-checked lock file after changing pyproject.toml.
+lock: install
+	$(BIN)/pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --quiet -o requirements.lock
+
+bench: install
+	$(BIN)/python bench/overhead.py --project $(PROJECT)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(PROJECT)/.shipyard

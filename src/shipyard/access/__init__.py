@@ -1,0 +1,1 @@
+"""Tenants, principals, API keys, roles and authorization decisions."""

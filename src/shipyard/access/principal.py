@@ -1,0 +1,21 @@
+"""Who is calling: resolved once per request, passed to every service call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shipyard.access.roles import Role
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant_id: str
+    tenant_slug: str
+    key_id: str | None
+    name: str
+    roles: frozenset[Role]
+
+    @property
+    def actor(self) -> str:
+        """How the audit trail names this principal (never the secret)."""
+        return f"key:{self.key_id}" if self.key_id else "cli"

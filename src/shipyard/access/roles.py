@@ -1,0 +1,52 @@
+"""Roles and the role x operation matrix, enforced in one place (``authorize``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+from shipyard.errors import Forbidden
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    OPERATOR = "operator"
+    REVIEWER = "reviewer"
+    CALLER = "caller"
+
+
+class Operation(StrEnum):
+    TASK_READ = "task:read"
+    TASK_RUN = "task:run"
+    RUN_READ_OWN = "run:read-own"  # runs created with the same key
+    RUN_READ_ALL = "run:read-all"  # every run of the tenant
+
+
+PERMISSIONS: dict[Role, frozenset[Operation]] = {
+    Role.ADMIN: frozenset(Operation),
+    Role.OPERATOR: frozenset(Operation),
+    Role.REVIEWER: frozenset({Operation.TASK_READ, Operation.RUN_READ_OWN, Operation.RUN_READ_ALL}),
+    Role.CALLER: frozenset({Operation.TASK_READ, Operation.TASK_RUN, Operation.RUN_READ_OWN}),
+}
+
+
+def allowed(roles: Iterable[Role], operation: Operation) -> bool:
+    return any(operation in PERMISSIONS[role] for role in roles)
+
+
+def authorize(roles: Iterable[Role], operation: Operation) -> None:
+    if not allowed(roles, operation):
+        raise Forbidden(f"none of your roles may perform {operation.value}")
+
+
+def parse_roles(values: Iterable[str]) -> frozenset[Role]:
+    roles = set()
+    for value in values:
+        try:
+            roles.add(Role(value.strip()))
+        except ValueError:
+            valid = ", ".join(r.value for r in Role)
+            raise ValueError(f"unknown role {value!r}; valid roles: {valid}") from None
+    if not roles:
+        raise ValueError("at least one role is required")
+    return frozenset(roles)

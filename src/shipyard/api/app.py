@@ -1,0 +1,45 @@
+"""FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from shipyard import __version__
+from shipyard.api import problems
+from shipyard.api.middleware import RequestMiddleware
+from shipyard.api.routers import health, runs, tasks
+from shipyard.bootstrap import Container
+
+
+def create_app(container: Container, *, load_models: bool = True) -> FastAPI:
+    """Build the app for ``container``; models load at start-up unless told otherwise."""
+    project = container.project
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if load_models:
+            container.runtime.load_all()
+        yield
+
+    app = FastAPI(
+        title=f"Shipyard: {project.config.name}",
+        version=__version__,
+        description=project.config.description or "Task endpoints served by Shipyard.",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    app.state.metrics = container.metrics
+    problems.install(app)
+    app.include_router(health.router)
+    app.include_router(tasks.build_router(project))
+    app.include_router(runs.router)
+    app.add_middleware(
+        RequestMiddleware,
+        max_body=container.settings.max_request_bytes,
+        metrics=container.metrics,
+        tracer=container.tracer_provider.get_tracer("shipyard.http"),
+    )
+    return app

@@ -1,0 +1,145 @@
+"""One pure-ASGI middleware: request id, body size limit, trace span, metrics, access log.
+
+The size limit answers 413 from ``Content-Length`` before reading anything, and counts streamed
+bytes for chunked bodies, failing as soon as the limit is crossed, so a large body is never
+held in memory whole.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from opentelemetry.propagate import extract
+from opentelemetry.trace import SpanKind, Tracer
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shipyard.errors import PROBLEM_BASE, PayloadTooLarge
+from shipyard.observability.logging import request_id_var
+from shipyard.observability.metrics import Metrics
+
+log = logging.getLogger("shipyard.http")
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def _too_large_body(limit: int, request_id: str, path: str) -> bytes:
+    problem = PayloadTooLarge(f"request body exceeds {limit} bytes")
+    return json.dumps(
+        {
+            "type": PROBLEM_BASE + problem.slug,
+            "title": problem.title,
+            "status": 413,
+            "detail": problem.detail,
+            "instance": path,
+            "request_id": request_id,
+        }
+    ).encode()
+
+
+class RequestMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body: int, metrics: Metrics, tracer: Tracer) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.metrics = metrics
+        self.tracer = tracer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        incoming = headers.get("x-request-id", "")
+        request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            declared = headers.get("content-length")
+            if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+                await self._reject(
+                    send_with_id, request_id, scope["path"], 400 if not declared.isdigit() else 413
+                )
+                return
+            received = 0
+
+            async def limited_receive() -> Message:
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > self.max_body:
+                        # An HTTPException passes through FastAPI's body parsing unchanged.
+                        raise HTTPException(413, f"request body exceeds {self.max_body} bytes")
+                return message
+
+            with self.tracer.start_as_current_span(
+                f"{scope['method']} {scope['path']}",
+                kind=SpanKind.SERVER,
+                context=extract(headers),
+                attributes={"http.request.method": scope["method"]},
+            ) as span:
+                await self.app(scope, limited_receive, send_with_id)
+                span.set_attribute("http.response.status_code", status["code"])
+        finally:
+            route = _route_template(scope)
+            elapsed = time.perf_counter() - started
+            self.metrics.http_requests.labels(scope["method"], route, str(status["code"])).inc()
+            self.metrics.http_latency.labels(scope["method"], route).observe(elapsed)
+            log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "route": route,
+                    "status": status["code"],
+                    "duration_ms": round(elapsed * 1000, 3),
+                },
+            )
+            request_id_var.reset(token)
+
+    async def _reject(self, send: Send, request_id: str, path: str, code: int) -> None:
+        if code == 413:
+            body = _too_large_body(self.max_body, request_id, path)
+        else:
+            body = json.dumps(
+                {
+                    "type": PROBLEM_BASE + "bad-request",
+                    "title": "Bad request",
+                    "status": 400,
+                    "detail": "invalid Content-Length header",
+                    "instance": path,
+                    "request_id": request_id,
+                }
+            ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": code,
+                "headers": [
+                    (b"content-type", b"application/problem+json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _route_template(scope: dict[str, Any]) -> str:
+    # The template, not the concrete path, keeps metric label cardinality bounded
+    # and keeps ids out of logs.
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"

@@ -1,0 +1,42 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from shipyard.api.deps import ContainerDep
+from shipyard.storage import migrate
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness: database reachable, schema current, models loaded")
+def readyz(container: ContainerDep) -> JSONResponse:
+    checks: dict[str, Any] = {}
+    try:
+        with container.engine.connect() as connection:
+            connection.execute(text("select 1"))
+        checks["database"] = "ok" if migrate.is_current(container.engine) else "schema not current"
+    except Exception as exc:  # any driver error means "not ready", reported by type only
+        checks["database"] = f"unreachable ({type(exc).__name__})"
+    checks["tasks"] = container.runtime.readiness()
+    ready = checks["database"] == "ok" and all(v == "ready" for v in checks["tasks"].values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(container: ContainerDep) -> Response:
+    return Response(generate_latest(container.metrics.registry), media_type=CONTENT_TYPE_LATEST)

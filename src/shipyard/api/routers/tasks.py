@@ -1,0 +1,124 @@
+"""Tasks: list, describe, and one typed ``POST /v1/tasks/<name>/runs`` route per task spec,
+so the OpenAPI document shows each task's own input and output schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, create_model
+
+from shipyard.api.deps import ContainerDep, PrincipalDep
+from shipyard.api.schemas import RunOut, TaskDetail, TaskSummary, run_out
+from shipyard.errors import NotFound
+from shipyard.observability.logging import request_id_var
+from shipyard.spec import Project, TaskSpec, input_model, output_model
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"description": text, "content": {"application/problem+json": {}}}
+    for code, text in {
+        401: "Missing, invalid, expired or revoked API key",
+        403: "The key's roles may not run this task",
+        404: "No such task",
+        413: "Request body too large",
+        422: "Input does not match the task's input schema (field named in `errors`)",
+        503: "The task's model is not ready, or the model failed (run stored as failed)",
+    }.items()
+}
+
+
+def _summary(container: ContainerDep, spec: TaskSpec) -> dict[str, Any]:
+    status = container.runtime.readiness().get(spec.name, "not loaded")
+    return {
+        "name": spec.name,
+        "version": spec.version,
+        "kind": spec.kind,
+        "description": spec.description,
+        "owner": spec.owner,
+        "ready": status == "ready",
+        "status": status,
+    }
+
+
+def _pascal(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("-"))
+
+
+def _add_run_route(router: APIRouter, spec: TaskSpec) -> None:
+    name = _pascal(spec.name)
+    request_model = create_model(
+        f"{name}RunRequest",
+        __config__=ConfigDict(extra="forbid"),
+        input=(input_model(spec), ...),
+    )
+    response_model = create_model(
+        f"{name}Run", __base__=RunOut, output=(output_model(spec) | None, None)
+    )
+
+    def create_run(
+        body: request_model,  # type: ignore[valid-type]
+        principal: PrincipalDep,
+        container: ContainerDep,
+        request: Request,
+        response: Response,
+    ) -> dict[str, Any]:
+        assert isinstance(body, BaseModel)
+        run = container.runs.create(
+            principal, spec.name, body.input.model_dump(), request_id=request_id_var.get()
+        )
+        response.headers["Location"] = str(request.url_for("get_run", run_id=run.id))
+        return run_out(run)
+
+    router.add_api_route(
+        f"/v1/tasks/{spec.name}/runs",
+        create_run,
+        methods=["POST"],
+        status_code=201,
+        response_model=response_model,
+        summary=f"Run {spec.name} v{spec.version}",
+        description=spec.description,
+        operation_id=f"run_{spec.name.replace('-', '_')}",
+        tags=["tasks"],
+        responses=PROBLEM_RESPONSES,
+    )
+
+
+def build_router(project: Project) -> APIRouter:
+    router = APIRouter()
+
+    @router.get(
+        "/v1/tasks",
+        tags=["tasks"],
+        response_model=list[TaskSummary],
+        summary="Tasks this project serves",
+    )
+    def list_tasks(principal: PrincipalDep, container: ContainerDep) -> list[dict[str, Any]]:
+        return [
+            _summary(container, container.runs.spec_for(principal, name)) for name in project.tasks
+        ]
+
+    @router.get(
+        "/v1/tasks/{task}",
+        tags=["tasks"],
+        response_model=TaskDetail,
+        summary="One task: spec and typed input/output JSON Schemas",
+        responses={404: PROBLEM_RESPONSES[404]},
+    )
+    def get_task(task: str, principal: PrincipalDep, container: ContainerDep) -> dict[str, Any]:
+        spec = container.runs.spec_for(principal, task)
+        return {
+            **_summary(container, spec),
+            "spec": spec.model_dump(mode="json", exclude_none=True),
+            "input_schema": input_model(spec).model_json_schema(),
+            "output_schema": output_model(spec).model_json_schema(),
+        }
+
+    for spec in project.tasks.values():
+        _add_run_route(router, spec)
+
+    @router.post("/v1/tasks/{task}/runs", include_in_schema=False)
+    def unknown_task_run(task: str, principal: PrincipalDep) -> None:
+        # Authenticate first so an anonymous caller cannot probe for task names.
+        raise NotFound(f"no task {task!r}")
+
+    return router

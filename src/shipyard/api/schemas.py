@@ -1,0 +1,57 @@
+"""Response bodies shared by routers. Task-specific input/output models come from the spec."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shipyard.storage.tables import Run
+
+
+class RunOut(BaseModel):
+    """One execution of a task version for one caller."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    task: str
+    version: int
+    status: str = Field(description="ok | needs_review | failed")
+    input: dict[str, Any]
+    output: Any = None
+    confidence: float | None = None
+    model: str
+    artifact: str | None = Field(default=None, description="Model artifact digest")
+    latency_ms: float
+    model_latency_ms: float | None = None
+    error: str | None = None
+    trace_id: str | None = None
+    request_id: str | None = None
+    created_at: datetime
+
+
+class RunList(BaseModel):
+    items: list[RunOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at end")
+
+
+class TaskSummary(BaseModel):
+    name: str
+    version: int
+    kind: str
+    description: str
+    owner: str
+    ready: bool
+    status: str = Field(description="'ready' or why the task cannot serve")
+
+
+class TaskDetail(TaskSummary):
+    spec: dict[str, Any]
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+
+
+def run_out(run: Run) -> dict[str, Any]:
+    return RunOut.model_validate(run).model_dump(mode="json")

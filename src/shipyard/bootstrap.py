@@ -1,0 +1,137 @@
+"""Composition root: Settings -> storage -> models -> services. Nothing is built at import."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy import Engine
+
+from shipyard.kinds.base import KindRegistry
+from shipyard.kinds.classify import ClassifyKind
+from shipyard.observability.metrics import Metrics
+from shipyard.observability.tracing import make_tracer_provider
+from shipyard.providers.local import ArtifactStore, MiniLMEmbedder
+from shipyard.services.access import AccessService
+from shipyard.services.audit import AuditService
+from shipyard.services.runs import RunService
+from shipyard.services.runtime import TaskRuntime
+from shipyard.services.training import TrainingService
+from shipyard.settings import Settings
+from shipyard.spec import Project, load_project
+from shipyard.storage import migrate
+from shipyard.storage.db import SessionFactory, make_engine, make_session_factory
+
+SECRET_FILE = "secret_key"  # noqa: S105 - a file name
+
+
+def _secret_key(settings: Settings) -> bytes:
+    """The configured secret, or (development only) one generated once into the state dir."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value().encode()
+    path = settings.state_dir / SECRET_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # O_EXCL: two processes starting at once must not both write a different secret.
+        try:
+            fd = path.open("x", encoding="ascii")
+        except FileExistsError:
+            pass
+        else:
+            with fd:
+                path.chmod(0o600)
+                fd.write(secrets.token_urlsafe(48))
+    return path.read_text(encoding="ascii").strip().encode()
+
+
+@dataclass
+class Container:
+    settings: Settings
+    _embedder: MiniLMEmbedder | None = field(default=None, init=False)
+    _embedder_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    @property
+    def project_dir(self) -> Path:
+        return self.settings.project_dir
+
+    @cached_property
+    def project(self) -> Project:
+        return load_project(self.settings.project_dir)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings.resolved_database_url)
+
+    @cached_property
+    def sessions(self) -> SessionFactory:
+        return make_session_factory(self.engine)
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        return Metrics()
+
+    @cached_property
+    def tracer_provider(self) -> TracerProvider:
+        return make_tracer_provider(self.settings)
+
+    def embedder(self) -> MiniLMEmbedder:
+        with self._embedder_lock:
+            if self._embedder is None:
+                self._embedder = MiniLMEmbedder(threads=self.settings.model_threads)
+            return self._embedder
+
+    @cached_property
+    def kinds(self) -> KindRegistry:
+        registry = KindRegistry()
+        registry.register(ClassifyKind(self.embedder))
+        return registry
+
+    @cached_property
+    def artifacts(self) -> ArtifactStore:
+        return ArtifactStore(self.settings.artifacts_dir)
+
+    @cached_property
+    def access(self) -> AccessService:
+        return AccessService(self.sessions, _secret_key(self.settings))
+
+    @cached_property
+    def audit(self) -> AuditService:
+        return AuditService(self.sessions)
+
+    @cached_property
+    def training(self) -> TrainingService:
+        return TrainingService(
+            self.sessions, self.project, self.project_dir, self.kinds, self.artifacts
+        )
+
+    @cached_property
+    def runtime(self) -> TaskRuntime:
+        return TaskRuntime(self.sessions, self.project, self.kinds, self.artifacts, self.metrics)
+
+    @cached_property
+    def runs(self) -> RunService:
+        return RunService(
+            self.sessions,
+            self.project,
+            self.runtime,
+            self.metrics,
+            self.tracer_provider.get_tracer("shipyard"),
+        )
+
+    def upgrade_database(self) -> None:
+        migrate.upgrade(self.engine)
+
+    def ensure_default_tenant(self) -> None:
+        self.access.ensure_tenant(self.project.config.default_tenant)
+
+    def close(self) -> None:
+        self.tracer_provider.shutdown()
+        self.engine.dispose()
+
+
+def build(settings: Settings) -> Container:
+    return Container(settings)

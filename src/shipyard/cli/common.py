@@ -1,0 +1,63 @@
+"""Shared CLI plumbing: the --project option, the container, and error-to-exit-code mapping."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from shipyard.bootstrap import Container, build
+from shipyard.errors import ShipyardError
+from shipyard.settings import Settings
+
+console = Console()
+errors = Console(stderr=True)
+
+ProjectOption = Annotated[
+    Path,
+    typer.Option(
+        "--project",
+        "-p",
+        help="Project folder holding shipyard.yaml",
+        envvar="SHIPYARD_PROJECT_DIR",
+    ),
+]
+
+EXIT_FAILED = 1  # the command ran and found a problem (e.g. a broken audit chain)
+EXIT_USAGE = 2  # bad arguments, files or configuration
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def open_container(project: Path, *, migrate: bool = True) -> Container:
+    if not (project / "shipyard.yaml").is_file():
+        raise fail(f"{project}: no shipyard.yaml here; pass --project DIR")
+    try:
+        container = build(Settings(project_dir=project))
+        if migrate:
+            container.upgrade_database()
+            container.ensure_default_tenant()
+    except ShipyardError as exc:
+        raise fail(str(exc)) from None
+    except ValidationError as exc:
+        raise fail(
+            f"invalid settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
+        ) from None
+    return container
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn Shipyard's own errors into a one-line message and exit code 2."""
+    try:
+        yield
+    except ShipyardError as exc:
+        raise fail(str(exc)) from None

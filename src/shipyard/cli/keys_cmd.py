@@ -1,0 +1,121 @@
+"""``shipyard keys`` and ``shipyard tenants``."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from shipyard.access.roles import parse_roles
+from shipyard.cli.common import ProjectOption, console, fail, open_container, user_errors
+
+keys_app = typer.Typer(no_args_is_help=True)
+tenants_app = typer.Typer(no_args_is_help=True)
+
+_DURATION_RE = re.compile(r"^(\d+)([dhm])$")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+def parse_duration(value: str) -> timedelta:
+    match = _DURATION_RE.match(value.strip())
+    if not match or int(match.group(1)) == 0:
+        raise fail(f"--expires-in {value!r}: use a positive number with d, h or m (e.g. 30d)")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+@keys_app.command("create")
+def create(
+    name: Annotated[str, typer.Option(help="What the key is for, e.g. crm-prod")],
+    role: Annotated[
+        list[str], typer.Option("--role", "-r", help="admin, operator, reviewer, caller")
+    ],
+    tenant: Annotated[str | None, typer.Option(help="Tenant slug (default: project's)")] = None,
+    expires_in: Annotated[str | None, typer.Option(help="Lifetime, e.g. 90d, 12h")] = None,
+    project: ProjectOption = Path("."),
+) -> None:
+    """Create an API key. The key is printed once and only its keyed hash is stored."""
+    try:
+        roles = parse_roles(role)
+    except ValueError as exc:
+        raise fail(f"--role: {exc}") from None
+    expires_at = datetime.now(UTC) + parse_duration(expires_in) if expires_in else None
+    container = open_container(project)
+    with user_errors():
+        key, token = container.access.create_key(
+            tenant or container.project.config.default_tenant,
+            name=name,
+            roles=roles,
+            expires_at=expires_at,
+            actor="cli",
+        )
+    console.print(f"key id {key.id} ({', '.join(key.roles)}); the key, shown once:")
+    console.print(token, highlight=False, soft_wrap=True)
+
+
+@keys_app.command("list")
+def list_keys(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's keys")] = None,
+    project: ProjectOption = Path("."),
+) -> None:
+    """List keys (never their secrets)."""
+    container = open_container(project)
+    with user_errors():
+        keys = container.access.keys(tenant)
+        tenants = {t.id: t.slug for t in container.access.tenants()}
+    table = Table("id", "tenant", "name", "roles", "created", "expires", "last used", "state")
+    now = datetime.now(UTC)
+    for key in keys:
+        state = (
+            "revoked"
+            if key.revoked_at
+            else ("expired" if key.expires_at and key.expires_at <= now else "active")
+        )
+        table.add_row(
+            key.id,
+            tenants.get(key.tenant_id, "?"),
+            key.name,
+            ",".join(key.roles),
+            f"{key.created_at:%Y-%m-%d %H:%M}",
+            f"{key.expires_at:%Y-%m-%d %H:%M}" if key.expires_at else "-",
+            f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "-",
+            state,
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def revoke(
+    key_id: Annotated[str, typer.Argument(help="Key id (the part after sy_)")],
+    project: ProjectOption = Path("."),
+) -> None:
+    """Revoke a key; the next request with it is refused."""
+    container = open_container(project)
+    with user_errors():
+        key = container.access.revoke_key(key_id, actor="cli")
+    console.print(f"key {key.id} revoked")
+
+
+@tenants_app.command("create")
+def create_tenant(
+    slug: Annotated[str, typer.Argument(help="Tenant slug, e.g. acme")],
+    project: ProjectOption = Path("."),
+) -> None:
+    """Create a tenant."""
+    container = open_container(project)
+    with user_errors():
+        tenant = container.access.create_tenant(slug, actor="cli")
+    console.print(f"tenant {tenant.slug} created ({tenant.id})")
+
+
+@tenants_app.command("list")
+def list_tenants(project: ProjectOption = Path(".")) -> None:
+    """List tenants."""
+    container = open_container(project)
+    table = Table("slug", "id", "created")
+    for tenant in container.access.tenants():
+        table.add_row(tenant.slug, tenant.id, f"{tenant.created_at:%Y-%m-%d %H:%M}")
+    console.print(table)

@@ -1,0 +1,156 @@
+"""The ``shipyard`` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shipyard.access.principal import Principal
+from shipyard.access.roles import Role
+from shipyard.cli import keys_cmd
+from shipyard.cli.common import (
+    EXIT_FAILED,
+    ProjectOption,
+    console,
+    errors,
+    fail,
+    open_container,
+    user_errors,
+)
+from shipyard.cli.spec_cmd import app as spec_app
+from shipyard.cli.train_cmd import train_tasks
+from shipyard.storage.repositories import TenantRepository
+
+app = typer.Typer(
+    name="shipyard",
+    help="Shipyard: one typed task spec becomes a governed production service.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(spec_app, name="spec", help="Validate task specs; print the spec JSON Schema.")
+app.add_typer(keys_cmd.keys_app, name="keys", help="Create, list and revoke API keys.")
+app.add_typer(keys_cmd.tenants_app, name="tenants", help="Create and list tenants.")
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
+
+
+@app.command()
+def serve(
+    project: ProjectOption = Path("."),
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000)")] = None,
+    train_missing: Annotated[
+        bool, typer.Option(help="Train tasks whose model is missing before serving")
+    ] = True,
+) -> None:
+    """Migrate, train what is missing, print a first admin key, and serve the project."""
+    import uvicorn
+
+    from shipyard.api.app import create_app
+    from shipyard.observability.logging import configure_logging
+
+    container = open_container(project)
+    settings = container.settings
+    with user_errors():
+        if train_missing:
+            train_tasks(container, container.training.untrained_tasks())
+        tenant = container.project.config.default_tenant
+        if not any(
+            Role.ADMIN.value in key.roles and key.revoked_at is None
+            for key in container.access.keys(tenant)
+        ):
+            _key, token = container.access.create_key(
+                tenant,
+                name="bootstrap-admin",
+                roles=frozenset({Role.ADMIN}),
+                expires_at=None,
+                actor="cli",
+            )
+            console.print(f"Admin API key for tenant [bold]{tenant}[/bold] (shown once, store it):")
+            console.print(token, highlight=False, soft_wrap=True)
+    configure_logging(settings.log_level, json_format=settings.log_json)
+    api = create_app(container)
+    uvicorn.run(
+        api,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        server_header=False,
+    )
+
+
+@app.command()
+def train(
+    tasks: Annotated[list[str] | None, typer.Argument(help="Task names (default: all)")] = None,
+    project: ProjectOption = Path("."),
+) -> None:
+    """Train the local model of one or more tasks from their spec's training data."""
+    container = open_container(project)
+    names = tasks or list(container.project.tasks)
+    unknown = [name for name in names if name not in container.project.tasks]
+    if unknown:
+        raise fail(f"unknown task(s): {', '.join(unknown)}")
+    with user_errors():
+        train_tasks(container, names)
+
+
+@app.command()
+def run(
+    task: Annotated[str, typer.Argument(help="Task name")],
+    input_json: Annotated[str, typer.Option("--input", "-i", help="Task input as JSON object")],
+    tenant: Annotated[str | None, typer.Option(help="Tenant slug (default: project's)")] = None,
+    project: ProjectOption = Path("."),
+) -> None:
+    """Run a task once from the command line; the run is stored and audited."""
+    try:
+        inputs = json.loads(input_json)
+    except json.JSONDecodeError as exc:
+        raise fail(f"--input is not valid JSON: {exc.msg}") from None
+    if not isinstance(inputs, dict):
+        raise fail('--input must be a JSON object, e.g. \'{"text": "..."}\'')
+    container = open_container(project)
+    slug = tenant or container.project.config.default_tenant
+    with user_errors():
+        with container.sessions() as session:
+            found = TenantRepository(session).by_slug(slug)
+        if found is None:
+            raise fail(f"no tenant {slug!r}")
+        principal = Principal(found.id, found.slug, None, "cli", frozenset({Role.ADMIN}))
+        result = container.runs.create(principal, task, inputs)
+    from shipyard.api.schemas import run_out
+
+    console.print_json(json.dumps(run_out(result)))
+
+
+@db_app.command("upgrade")
+def db_upgrade(project: ProjectOption = Path(".")) -> None:
+    """Apply database migrations."""
+    open_container(project)
+    console.print("database schema is current")
+
+
+@audit_app.command("verify")
+def audit_verify(project: ProjectOption = Path(".")) -> None:
+    """Check the audit hash chain; exit 1 naming the first bad event if it was tampered with."""
+    container = open_container(project, migrate=False)
+    result = container.audit.verify()
+    if result.ok:
+        console.print(f"audit chain intact: {result.events} events, head {result.head_hash[:16]}")
+        return
+    errors.print(
+        f"audit chain BROKEN at event seq={result.first_bad_seq}"
+        + (f" id={result.first_bad_id}" if result.first_bad_id else "")
+        + f": {result.reason} ({result.events} events verified before it)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(EXIT_FAILED)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Evaluation datasets (metrics, gates and reports arrive with the evaluation issue)."""

@@ -1,0 +1,1 @@
+"""Governance: the audit chain (PII, injection screening, budgets and retention come later)."""

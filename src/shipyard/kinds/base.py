@@ -1,0 +1,73 @@
+"""The task-kind protocol every kind (built-in or plugin) implements."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from shipyard.spec import TaskSpec
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class KindResult:
+    """What a kind returns for one run, before the platform adds status and bookkeeping."""
+
+    output: dict[str, Any]
+    confidence: float | None
+    model_ms: float
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled training example: the task's input fields and its expected output."""
+
+    line: int
+    inputs: dict[str, Any]
+    expected: dict[str, Any]
+
+
+class TaskRunner(Protocol):
+    """A loaded, ready-to-serve task version."""
+
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def artifact(self) -> str | None: ...
+
+    def run(self, inputs: Mapping[str, Any]) -> KindResult: ...
+
+
+class TaskKind(Protocol):
+    name: str
+    needs_training: bool
+
+    def train(
+        self, spec: TaskSpec, examples: Sequence[Example], out_dir: Path, progress: Progress
+    ) -> dict[str, Any]:
+        """Train into ``out_dir``; return training metadata stored with the artifact."""
+        ...
+
+    def load(
+        self, spec: TaskSpec, artifact_dir: Path | None, artifact: str | None
+    ) -> TaskRunner: ...
+
+
+class KindRegistry:
+    def __init__(self) -> None:
+        self._kinds: dict[str, TaskKind] = {}
+
+    def register(self, kind: TaskKind) -> None:
+        if kind.name in self._kinds:
+            raise ValueError(f"task kind {kind.name!r} is already registered")
+        self._kinds[kind.name] = kind
+
+    def get(self, name: str) -> TaskKind:
+        return self._kinds[name]
+
+    def names(self) -> frozenset[str]:
+        return frozenset(self._kinds)

@@ -1,0 +1,105 @@
+"""``classify``: one label from a closed set, with a calibrated confidence.
+
+Offline default model (``local`` / ``minilm-tfidf-logreg``): MiniLM embeddings + logistic
+regression averaged with a TF-IDF logistic regression, temperature-calibrated
+(see providers/local/text_classifier.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from shipyard.errors import ConfigError, DataInvalid, FieldProblem, ModelNotReady
+from shipyard.kinds.base import Example, KindResult, Progress
+from shipyard.providers.local import MiniLMEmbedder, TextClassifier, train_text_classifier
+from shipyard.spec import TaskSpec
+
+LOCAL_MODEL = "minilm-tfidf-logreg"
+
+
+def input_text(spec: TaskSpec, inputs: Mapping[str, Any]) -> str:
+    """The text a classifier sees: the task's string input fields, in declared order."""
+    parts = [str(inputs[name]) for name in spec.input if inputs.get(name) not in (None, "")]
+    return "\n".join(parts)
+
+
+class ClassifyRunner:
+    def __init__(self, spec: TaskSpec, model: TextClassifier, artifact: str | None) -> None:
+        self._spec = spec
+        self._model = model
+        self._artifact = artifact
+
+    @property
+    def model_name(self) -> str:
+        return f"{self._spec.model.provider}/{self._spec.model.model}"
+
+    @property
+    def artifact(self) -> str | None:
+        return self._artifact
+
+    def run(self, inputs: Mapping[str, Any]) -> KindResult:
+        started = time.perf_counter()
+        prediction = self._model.predict([input_text(self._spec, inputs)])[0]
+        model_ms = (time.perf_counter() - started) * 1000
+        confidence = round(float(prediction.confidence), 4)
+        return KindResult(
+            {"label": prediction.label, "confidence": confidence}, confidence, model_ms
+        )
+
+
+class ClassifyKind:
+    name = "classify"
+    needs_training = True
+
+    def __init__(self, embedder: Callable[[], MiniLMEmbedder]) -> None:
+        # The embedder is shared by every task and created on first use, not at start-up.
+        self._embedder = embedder
+
+    def _check_route(self, spec: TaskSpec) -> None:
+        if (spec.model.provider, spec.model.model) != ("local", LOCAL_MODEL):
+            raise ConfigError(
+                f"task {spec.name}: kind classify supports model local/{LOCAL_MODEL} for now, "
+                f"not {spec.model.provider}/{spec.model.model}"
+            )
+
+    def train(
+        self, spec: TaskSpec, examples: Sequence[Example], out_dir: Path, progress: Progress
+    ) -> dict[str, Any]:
+        self._check_route(spec)
+        allowed = set(spec.output["label"].values or [])
+        problems = [
+            FieldProblem(
+                "label", f"{ex.expected['label']!r} is not one of the task's labels", line=ex.line
+            )
+            for ex in examples
+            if allowed and ex.expected["label"] not in allowed
+        ]
+        if problems:
+            raise DataInvalid(f"{len(problems)} training row(s) have unknown labels", problems[:20])
+        labels = [str(ex.expected["label"]) for ex in examples]
+        if len(set(labels)) < 2:
+            raise DataInvalid("training data needs at least two distinct labels")
+        texts = [input_text(spec, ex.inputs) for ex in examples]
+        model = train_text_classifier(
+            texts,
+            labels,
+            self._embedder(),
+            seed=spec.training.seed if spec.training else 0,
+            progress=progress,
+        )
+        model.save(out_dir)
+        return model.metadata()
+
+    def load(
+        self, spec: TaskSpec, artifact_dir: Path | None, artifact: str | None
+    ) -> ClassifyRunner:
+        self._check_route(spec)
+        if artifact_dir is None:
+            raise ModelNotReady(
+                f"task {spec.name} v{spec.version} has no trained model; "
+                f"run `shipyard train {spec.name}`"
+            )
+        return ClassifyRunner(spec, TextClassifier.load(artifact_dir, self._embedder()), artifact)

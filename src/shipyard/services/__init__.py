@@ -1,0 +1,1 @@
+"""Use cases. Entry points (API, CLI, workers) call these; they own transactions."""

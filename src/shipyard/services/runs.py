@@ -1,0 +1,246 @@
+"""Run a task for a caller, store the run with its audit event, list and fetch runs."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry.trace import Tracer
+from pydantic import ValidationError
+
+from shipyard.access.principal import Principal
+from shipyard.access.roles import Operation, allowed, authorize
+from shipyard.errors import FieldProblem, Forbidden, InvalidInput, NotFound, ShipyardError
+from shipyard.governance import audit
+from shipyard.observability.metrics import Metrics
+from shipyard.observability.tracing import current_trace_id
+from shipyard.services.runtime import TaskRuntime
+from shipyard.spec import Project, TaskSpec, input_model
+from shipyard.storage.db import SessionFactory
+from shipyard.storage.repositories import RunFilter, RunRepository
+from shipyard.storage.tables import Run
+
+log = logging.getLogger("shipyard.runs")
+
+MAX_PAGE = 200
+
+
+@dataclass
+class RunFailed(ShipyardError):
+    """The model raised while running; the run is stored with status ``failed``."""
+
+    status: int = 503
+    slug: str = "run-failed"
+    title: str = "Run failed"
+
+
+@dataclass(frozen=True)
+class RunPage:
+    runs: Sequence[Run]
+    next_cursor: str | None
+
+
+def validation_problems(error: ValidationError, prefix: str) -> list[FieldProblem]:
+    return [
+        FieldProblem(".".join([prefix, *map(str, item["loc"])]), item["msg"])
+        for item in error.errors(include_url=False)
+    ]
+
+
+def _encode_cursor(run: Run) -> str:
+    raw = f"{run.created_at.isoformat()}|{run.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, run_id = raw.split("|", 1)
+        return datetime.fromisoformat(created), run_id
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput(
+            "invalid cursor", [FieldProblem("cursor", "not a cursor from a previous page")]
+        ) from None
+
+
+class RunService:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        project: Project,
+        runtime: TaskRuntime,
+        metrics: Metrics,
+        tracer: Tracer,
+    ) -> None:
+        self._sessions = sessions
+        self._project = project
+        self._runtime = runtime
+        self._metrics = metrics
+        self._tracer = tracer
+
+    def spec_for(self, principal: Principal, task: str) -> TaskSpec:
+        authorize(principal.roles, Operation.TASK_READ)
+        spec = self._project.tasks.get(task)
+        if spec is None:
+            raise NotFound(f"no task {task!r}")
+        return spec
+
+    def _check_input(self, spec: TaskSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            validated = input_model(spec).model_validate(dict(inputs))
+        except ValidationError as exc:
+            raise InvalidInput(
+                "input does not match the task's input schema", validation_problems(exc, "input")
+            ) from None
+        data = validated.model_dump()
+        limit = spec.policy.max_input_chars
+        if limit is not None:
+            size = sum(len(v) for v in data.values() if isinstance(v, str))
+            if size > limit:
+                raise InvalidInput(
+                    "input too long",
+                    [
+                        FieldProblem(
+                            "input", f"{size} characters; this task accepts at most {limit}"
+                        )
+                    ],
+                )
+        return data
+
+    def create(
+        self,
+        principal: Principal,
+        task: str,
+        inputs: Mapping[str, Any],
+        *,
+        request_id: str | None = None,
+    ) -> Run:
+        spec = self.spec_for(principal, task)
+        authorize(principal.roles, Operation.TASK_RUN)
+        if not any(role.value in spec.policy.roles for role in principal.roles):
+            raise Forbidden(f"task {task} may be run by roles {', '.join(spec.policy.roles)} only")
+        data = self._check_input(spec, inputs)
+        runner = self._runtime.runner(task)
+        started = time.perf_counter()
+        version = str(spec.version)
+        with self._tracer.start_as_current_span(
+            "shipyard.run",
+            attributes={
+                "shipyard.task": task,
+                "shipyard.version": spec.version,
+            },
+        ):
+            run = Run(
+                id=str(uuid.uuid4()),
+                tenant_id=principal.tenant_id,
+                key_id=principal.key_id,
+                task=task,
+                version=spec.version,
+                input=data,
+                model=runner.model_name,
+                artifact=runner.artifact,
+                trace_id=current_trace_id(),
+                request_id=request_id,
+                created_at=datetime.now(UTC),
+            )
+            try:
+                with self._tracer.start_as_current_span(
+                    "shipyard.model",
+                    attributes={
+                        "shipyard.model": runner.model_name,
+                    },
+                ):
+                    result = runner.run(data)
+            except ShipyardError:
+                raise
+            except Exception as exc:  # a model fault is not the caller's; keep the run
+                log.exception("model failed", extra={"task": task, "run_id": run.id})
+                run.status, run.error, run.output = "failed", type(exc).__name__, None
+                run.latency_ms = (time.perf_counter() - started) * 1000
+                self._store(run, principal)
+                self._metrics.runs.labels(task, version, run.status).inc()
+                raise RunFailed(f"the model failed; run {run.id} is stored as failed") from exc
+            threshold = spec.policy.review_below
+            needs_review = (
+                threshold is not None
+                and result.confidence is not None
+                and result.confidence < threshold
+            )
+            run.status = "needs_review" if needs_review else "ok"
+            run.output, run.confidence = result.output, result.confidence
+            run.model_latency_ms = round(result.model_ms, 3)
+            run.latency_ms = round((time.perf_counter() - started) * 1000, 3)
+            self._store(run, principal)
+        self._metrics.runs.labels(task, version, run.status).inc()
+        self._metrics.run_latency.labels(task, version).observe(run.latency_ms / 1000)
+        self._metrics.model_latency.labels(task, runner.model_name).observe(result.model_ms / 1000)
+        if result.confidence is not None:
+            self._metrics.confidence.labels(task, version).observe(result.confidence)
+        log.info("run stored", extra={"task": task, "run_id": run.id, "status": run.status})
+        return run
+
+    def _store(self, run: Run, principal: Principal) -> None:
+        # The input is hashed, not copied, into the audit event: the chain proves what was
+        # asked without duplicating payloads that retention will later delete.
+        input_hash = hashlib.sha256(
+            json.dumps(run.input, sort_keys=True, ensure_ascii=False).encode()
+        ).hexdigest()
+        with self._sessions.begin() as session:
+            audit.append(
+                session,
+                actor=principal.actor,
+                action="run.created",
+                subject_type="run",
+                subject_id=run.id,
+                tenant_id=run.tenant_id,
+                data={
+                    "task": run.task,
+                    "version": run.version,
+                    "status": run.status,
+                    "artifact": run.artifact,
+                    "confidence": run.confidence,
+                    "input_sha256": input_hash,
+                },
+            )
+            RunRepository(session, principal.tenant_id).add(run)
+
+    def _visible_to(self, principal: Principal) -> str | None:
+        """None: every run of the tenant; otherwise only runs of this key."""
+        if allowed(principal.roles, Operation.RUN_READ_ALL):
+            return None
+        authorize(principal.roles, Operation.RUN_READ_OWN)
+        return principal.key_id
+
+    def get(self, principal: Principal, run_id: str) -> Run:
+        only_key = self._visible_to(principal)
+        with self._sessions() as session:
+            run = RunRepository(session, principal.tenant_id).get(run_id)
+        if run is None or (only_key is not None and run.key_id != only_key):
+            raise NotFound(f"no run {run_id!r}")
+        return run
+
+    def list(
+        self, principal: Principal, where: RunFilter, *, limit: int = 50, cursor: str | None = None
+    ) -> RunPage:
+        only_key = self._visible_to(principal)
+        if only_key is not None:
+            where = RunFilter(
+                where.task, where.status, only_key, where.created_after, where.created_before
+            )
+        limit = max(1, min(limit, MAX_PAGE))
+        after = _decode_cursor(cursor) if cursor else None
+        with self._sessions() as session:
+            runs = RunRepository(session, principal.tenant_id).page(
+                where, limit=limit + 1, after=after
+            )
+        has_more = len(runs) > limit
+        runs = runs[:limit]
+        return RunPage(runs, _encode_cursor(runs[-1]) if has_more and runs else None)

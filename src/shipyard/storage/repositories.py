@@ -1,0 +1,115 @@
+"""Repositories. Tenant-owned data is only reachable through a tenant-scoped repository, so
+no caller can forget the tenant filter: another tenant's row simply does not exist here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shipyard.storage.tables import ApiKey, ModelArtifact, Run, Tenant
+
+
+class TenantRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def by_slug(self, slug: str) -> Tenant | None:
+        return self._session.execute(select(Tenant).where(Tenant.slug == slug)).scalar_one_or_none()
+
+    def by_id(self, tenant_id: str) -> Tenant | None:
+        return self._session.get(Tenant, tenant_id)
+
+    def add(self, tenant: Tenant) -> None:
+        self._session.add(tenant)
+
+    def all(self) -> Sequence[Tenant]:
+        return self._session.execute(select(Tenant).order_by(Tenant.slug)).scalars().all()
+
+
+class KeyRepository:
+    """Keys are looked up by their public id before the tenant is known (authentication)."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def get(self, key_id: str) -> ApiKey | None:
+        return self._session.get(ApiKey, key_id)
+
+    def add(self, key: ApiKey) -> None:
+        self._session.add(key)
+
+    def for_tenant(self, tenant_id: str | None) -> Sequence[ApiKey]:
+        query = select(ApiKey).order_by(ApiKey.created_at)
+        if tenant_id is not None:
+            query = query.where(ApiKey.tenant_id == tenant_id)
+        return self._session.execute(query).scalars().all()
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    task: str | None = None
+    status: str | None = None
+    key_id: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+class RunRepository:
+    def __init__(self, session: Session, tenant_id: str) -> None:
+        self._session = session
+        self._tenant_id = tenant_id
+
+    def add(self, run: Run) -> None:
+        if run.tenant_id != self._tenant_id:
+            raise ValueError("run belongs to another tenant")
+        self._session.add(run)
+
+    def get(self, run_id: str) -> Run | None:
+        return self._session.execute(
+            select(Run).where(Run.id == run_id, Run.tenant_id == self._tenant_id)
+        ).scalar_one_or_none()
+
+    def page(
+        self, where: RunFilter, *, limit: int, after: tuple[datetime, str] | None
+    ) -> Sequence[Run]:
+        """Newest first; keyset pagination on (created_at, id) so pages never shift."""
+        query = select(Run).where(Run.tenant_id == self._tenant_id)
+        if where.task:
+            query = query.where(Run.task == where.task)
+        if where.status:
+            query = query.where(Run.status == where.status)
+        if where.key_id:
+            query = query.where(Run.key_id == where.key_id)
+        if where.created_after:
+            query = query.where(Run.created_at >= where.created_after)
+        if where.created_before:
+            query = query.where(Run.created_at < where.created_before)
+        if after is not None:
+            created, run_id = after
+            query = query.where(
+                (Run.created_at < created) | ((Run.created_at == created) & (Run.id < run_id))
+            )
+        query = query.order_by(Run.created_at.desc(), Run.id.desc()).limit(limit)
+        return self._session.execute(query).scalars().all()
+
+
+class ArtifactRepository:
+    """Trained models are platform-level (a task spec is shared by the project's tenants)."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, artifact: ModelArtifact) -> None:
+        self._session.add(artifact)
+
+    def latest(self, task: str, version: int) -> ModelArtifact | None:
+        return self._session.execute(
+            select(ModelArtifact)
+            .where(ModelArtifact.task == task, ModelArtifact.task_version == version)
+            .order_by(ModelArtifact.id.desc())
+            .limit(1)
+        ).scalar_one_or_none()

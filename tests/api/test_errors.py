@@ -1,0 +1,108 @@
+"""Bad input gets a problem+json 4xx naming the field; nothing a client sends causes a 500."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import TenantKeys
+
+RUNS = "/v1/tasks/triage/runs"
+
+
+def problem(response) -> dict:  # type: ignore[no-untyped-def]
+    assert response.headers["content-type"] == "application/problem+json", response.text
+    body = response.json()
+    assert {"type", "title", "status", "detail"} <= set(body)
+    assert body["status"] == response.status_code
+    return body
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"input": {}}, "input.text"),
+        ({"input": {"text": ""}}, "input.text"),
+        ({"input": {"text": "x" * 501}}, "input.text"),
+        ({"input": {"text": 42}}, "input.text"),
+        ({"input": {"text": "ok", "extra": 1}}, "input.extra"),
+        ({"text": "missing envelope"}, "input"),
+        ([1, 2, 3], "body"),
+    ],
+)
+def test_invalid_input_names_the_field(
+    client: TestClient, tenant: TenantKeys, body: object, field: str
+) -> None:
+    response = client.post(RUNS, json=body, headers=tenant.auth())
+    assert response.status_code == 422
+    assert field in [error["field"] for error in problem(response)["errors"]]
+
+
+def test_malformed_json_is_a_422_naming_the_body(client: TestClient, tenant: TenantKeys) -> None:
+    response = client.post(
+        RUNS,
+        content=b'{"input": {"text": "unterminated',
+        headers={**tenant.auth(), "content-type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert problem(response)["errors"][0]["field"] == "body"
+
+
+def test_body_over_the_limit_gets_413_from_content_length(
+    client: TestClient, tenant: TenantKeys
+) -> None:
+    limit = client.app.state.container.settings.max_request_bytes  # type: ignore[attr-defined]
+    response = client.post(
+        RUNS,
+        content=b"x" * (limit + 1),
+        headers={**tenant.auth(), "content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert problem(response)["type"].endswith("/payload-too-large")
+
+
+def test_chunked_body_over_the_limit_gets_413_while_streaming(
+    client: TestClient, tenant: TenantKeys
+) -> None:
+    limit = client.app.state.container.settings.max_request_bytes  # type: ignore[attr-defined]
+    sent = {"bytes": 0}
+
+    def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(limit // 1024 + 50):
+            sent["bytes"] += 1024
+            yield b" " * 1024
+
+    response = client.post(
+        RUNS, content=chunks(), headers={**tenant.auth(), "content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    problem(response)
+
+
+def test_unknown_route_and_wrong_method_are_problems(client: TestClient) -> None:
+    assert problem(client.get("/v1/nothing-here"))["status"] == 404
+    assert problem(client.delete("/v1/tasks"))["status"] == 405
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": 0},
+        {"limit": 1000},
+        {"status": "bogus"},
+        {"cursor": "!!!"},
+        {"created_after": "yesterday"},
+    ],
+)
+def test_bad_list_parameters_are_422(client: TestClient, tenant: TenantKeys, params: dict) -> None:
+    response = client.get("/v1/runs", params=params, headers=tenant.auth())
+    assert response.status_code == 422
+    assert problem(response)["errors"]
+
+
+def test_non_json_content_type_is_a_4xx(client: TestClient, tenant: TenantKeys) -> None:
+    response = client.post(
+        RUNS, content=b"text=hello", headers={**tenant.auth(), "content-type": "text/plain"}
+    )
+    assert 400 <= response.status_code < 500
+    problem(response)

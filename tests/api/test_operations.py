@@ -1,0 +1,114 @@
+"""Health, readiness, metrics and logs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from shipyard.access.roles import Role
+from shipyard.api.app import create_app
+from shipyard.observability.logging import JsonFormatter
+from tests.conftest import TenantKeys, make_container
+
+
+def test_healthz(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_readyz_is_ready_when_models_are_loaded(client: TestClient) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"]["tasks"] == {"triage": "ready", "triage-strict": "ready"}
+
+
+def test_readyz_and_runs_say_what_is_missing_when_a_task_is_untrained(
+    tiny_project: Path, tmp_path: Path, fresh_database: Callable[[str], str]
+) -> None:
+    container = make_container(tiny_project, tmp_path, fresh_database("sqlite"))
+    with TestClient(create_app(container), raise_server_exceptions=False) as client:
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert "shipyard train" in response.json()["checks"]["tasks"]["triage"]
+        _key, token = container.access.create_key(
+            "default", name="k", roles=frozenset({Role.CALLER}), expires_at=None, actor="tests"
+        )
+        run = client.post(
+            "/v1/tasks/triage/runs",
+            json={"input": {"text": "hi"}},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert run.status_code == 503
+        assert run.json()["type"].endswith("/model-not-ready")
+    container.close()
+
+
+def test_metrics_count_runs_by_task_version_and_status(
+    client: TestClient, tenant: TenantKeys
+) -> None:
+    def runs_ok() -> float:
+        text = client.get("/metrics").text
+        for line in text.splitlines():
+            if (
+                line.startswith("shipyard_runs_total{")
+                and 'task="triage"' in line
+                and 'status="ok"' in line
+                and 'version="1"' in line
+            ):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    before = runs_ok()
+    client.post(
+        "/v1/tasks/triage/runs", json={"input": {"text": "card arrival"}}, headers=tenant.auth()
+    )
+    assert runs_ok() == before + 1
+    text = client.get("/metrics").text
+    assert "shipyard_run_latency_seconds_bucket" in text
+    assert "shipyard_model_latency_seconds_bucket" in text
+    assert "shipyard_run_confidence_bucket" in text
+    assert 'shipyard_http_requests_total{method="POST",route="/v1/tasks/triage/runs"' in text
+
+
+def test_logs_are_json_with_request_id_and_carry_no_payload_or_key(
+    client: TestClient, tenant: TenantKeys, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret_text = "my card 4111111111111111 never arrived at 12 Secret Street"
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep()
+    logger = logging.getLogger("shipyard")
+    logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        response = client.post(
+            "/v1/tasks/triage/runs",
+            json={"input": {"text": secret_text}},
+            headers={**tenant.auth(), "X-Request-ID": "req-abc.123"},
+        )
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    assert response.headers["x-request-id"] == "req-abc.123"
+    formatter = JsonFormatter()
+    lines = [formatter.format(record) for record in records]
+    assert any('"request_id": "req-abc.123"' in line for line in lines)
+    assert any('"trace_id"' in line for line in lines)
+    joined = "\n".join(lines)
+    assert "4111111111111111" not in joined
+    assert "Secret Street" not in joined
+    assert tenant.tokens["caller"] not in joined
+
+
+def test_request_id_that_could_inject_log_lines_is_replaced(client: TestClient) -> None:
+    response = client.get("/healthz", headers={"X-Request-ID": "abc\nfake=1"})
+    assert response.headers["x-request-id"] != "abc\nfake=1"
+    assert len(response.headers["x-request-id"]) == 32
