@@ -6,7 +6,6 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import Engine
@@ -54,13 +53,9 @@ class Container:
     _embedder: MiniLMEmbedder | None = field(default=None, init=False)
     _embedder_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
-    @property
-    def project_dir(self) -> Path:
-        return self.settings.project_dir
-
     @cached_property
     def project(self) -> Project:
-        return load_project(self.settings.project_dir)
+        return load_project(self.settings.project_dir, kinds=self.kinds.names())
 
     @cached_property
     def engine(self) -> Engine:
@@ -104,9 +99,7 @@ class Container:
 
     @cached_property
     def training(self) -> TrainingService:
-        return TrainingService(
-            self.sessions, self.project, self.project_dir, self.kinds, self.artifacts
-        )
+        return TrainingService(self.sessions, self.project, self.kinds, self.artifacts)
 
     @cached_property
     def runtime(self) -> TaskRuntime:

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from shipyard.access.roles import Role
 from shipyard.api.app import create_app
-from shipyard.observability.logging import JsonFormatter
+from shipyard.observability.logging import ContextFilter, JsonFormatter
 from tests.conftest import TenantKeys, make_container
 
 
@@ -84,6 +84,7 @@ def test_logs_are_json_with_request_id_and_carry_no_payload_or_key(
             records.append(record)
 
     handler = Keep()
+    handler.addFilter(ContextFilter())
     logger = logging.getLogger("shipyard")
     logger.addHandler(handler)
     old_level = logger.level

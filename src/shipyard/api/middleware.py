@@ -12,8 +12,6 @@ import logging
 import re
 import time
 import uuid
-from typing import Any
-
 from opentelemetry.propagate import extract
 from opentelemetry.trace import SpanKind, Tracer
 from starlette.exceptions import HTTPException
@@ -137,7 +135,7 @@ class RequestMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-def _route_template(scope: dict[str, Any]) -> str:
+def _route_template(scope: Scope) -> str:
     # The template, not the concrete path, keeps metric label cardinality bounded
     # and keeps ids out of logs.
     route = scope.get("route")

@@ -13,9 +13,11 @@ def train_tasks(container: Container, tasks: Sequence[str]) -> None:
     for task in tasks:
         started = time.perf_counter()
         with console.status(f"training {task}...") as status:
-            outcome = container.training.train(
-                task, actor="cli", progress=lambda message, t=task: status.update(f"{t}: {message}")
-            )
+
+            def show(message: str, task: str = task) -> None:
+                status.update(f"{task}: {message}")
+
+            outcome = container.training.train(task, actor="cli", progress=show)
         seconds = time.perf_counter() - started
         details = outcome.metadata
         accuracy = details.get("oof_accuracy")

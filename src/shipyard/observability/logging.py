@@ -18,24 +18,29 @@ request_id_var: ContextVar[str | None] = ContextVar("shipyard_request_id", defau
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
+class ContextFilter(logging.Filter):
+    """Stamps the request and trace ids on each record when it is emitted, in its context."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
         from shipyard.observability.tracing import current_trace_id
 
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id_var.get()
+        if not hasattr(record, "trace_id"):
+            record.trace_id = current_trace_id()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        request_id = request_id_var.get()
-        if request_id:
-            entry["request_id"] = request_id
-        trace_id = current_trace_id()
-        if trace_id:
-            entry["trace_id"] = trace_id
         for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+            if key not in _STANDARD_ATTRS and not key.startswith("_") and value is not None:
                 entry[key] = value
         if record.exc_info and record.exc_info[0] is not None:
             entry["error_type"] = record.exc_info[0].__name__
@@ -45,6 +50,7 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(level: str = "INFO", *, json_format: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(ContextFilter())
     if json_format:
         handler.setFormatter(JsonFormatter())
     root = logging.getLogger("shipyard")

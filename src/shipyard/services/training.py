@@ -33,13 +33,11 @@ class TrainingService:
         self,
         sessions: SessionFactory,
         project: Project,
-        project_dir: Path,
         kinds: KindRegistry,
         store: ArtifactStore,
     ) -> None:
         self._sessions = sessions
         self._project = project
-        self._project_dir = project_dir
         self._kinds = kinds
         self._store = store
 
@@ -52,7 +50,7 @@ class TrainingService:
     def _training_file(self, spec: TaskSpec) -> Path:
         if spec.training is None:
             raise InvalidInput(f"task {spec.name} declares no training data")
-        return self._project_dir / spec.training.path
+        return self._project.path(spec.training.path)
 
     def is_trained(self, task: str) -> bool:
         """True when an artifact exists for this version trained on the current data file."""
