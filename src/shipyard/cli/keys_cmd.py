@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from shipyard.access.roles import parse_roles
 from shipyard.cli.common import ProjectOption, console, fail, open_container, user_errors
@@ -66,7 +66,10 @@ def list_keys(
     with user_errors():
         keys = container.access.keys(tenant)
         tenants = {t.id: t.slug for t in container.access.tenants()}
-    table = Table("id", "tenant", "name", "roles", "created", "expires", "last used", "state")
+    table = Table(
+        Column("id", no_wrap=True), "tenant", "name", "roles", "created", "expires",
+        "last used", Column("state", no_wrap=True),
+    )
     now = datetime.now(UTC)
     for key in keys:
         state = (
