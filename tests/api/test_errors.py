@@ -106,3 +106,14 @@ def test_non_json_content_type_is_a_4xx(client: TestClient, tenant: TenantKeys) 
     )
     assert 400 <= response.status_code < 500
     problem(response)
+
+
+@pytest.mark.parametrize("text", ["nul \u0000 inside", "emoji 🚀 and accents é", "\ud7ff edge"])
+def test_unusual_text_is_stored_or_refused_cleanly(
+    client: TestClient, tenant: TenantKeys, text: str
+) -> None:
+    response = client.post(RUNS, json={"input": {"text": text}}, headers=tenant.auth())
+    assert response.status_code in (201, 422), response.text
+    if response.status_code == 201:
+        stored = client.get(f"/v1/runs/{response.json()['id']}", headers=tenant.auth())
+        assert stored.json()["input"]["text"] == text

@@ -49,9 +49,7 @@ def test_intact_chain_verifies(chain: Container) -> None:
 def test_each_event_links_to_the_previous_hash(chain: Container) -> None:
     rows = events(chain)
     assert rows[0].prev_hash == audit.GENESIS_HASH
-    assert all(
-        later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(rows)
-    )
+    assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(rows))
 
 
 def test_edited_row_is_named(chain: Container) -> None:

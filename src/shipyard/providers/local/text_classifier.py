@@ -188,6 +188,8 @@ class TextClassifier:
     def predict_proba(self, texts: Sequence[str]) -> Floats:
         """Calibrated probabilities, shape ``(len(texts), len(labels))``, columns as ``labels``."""
         batch = list(texts)
+        if not batch:  # sklearn's normalize refuses an empty matrix
+            return np.zeros((0, len(self.labels)))
         log_p = self._heads.log_proba(batch, self._embedder.encode(batch))
         return np.asarray(softmax(log_p / self.temperature, axis=1), dtype=np.float64)
 
@@ -202,24 +204,19 @@ class TextClassifier:
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         heads = self._heads
-        arrays: dict[str, Any] = {  # Any: numpy's stubs type savez keyword arguments as bool
-            "embedding_coef": heads.embedding.coef,
-            "embedding_intercept": heads.embedding.intercept,
-            "tfidf_coef": heads.tfidf.coef,
-            "tfidf_intercept": heads.tfidf.intercept,
+        # Any: numpy's stubs type savez's keyword arguments as bool.
+        arrays: dict[str, Any] = {
             "oof_confidence": self.oof_confidence,
             "oof_correct": self.oof_correct,
         }
+        for name, head in (("embedding", heads.embedding), ("tfidf", heads.tfidf)):
+            arrays[f"{name}_coef"], arrays[f"{name}_intercept"] = head.coef, head.intercept
         for i, block in enumerate(heads.tfidf_blocks):
             arrays[f"tfidf{i}_terms"], arrays[f"tfidf{i}_idf"] = block.terms, block.idf
         np.savez_compressed(directory / ARRAYS_FILE, **arrays)
-        config = {
-            "format": FORMAT,
-            "labels": self.labels,
-            "temperature": self.temperature,
-            "tfidf_blocks": [[b.analyzer, list(b.ngram_range)] for b in heads.tfidf_blocks],
-            "metadata": self._info,
-        }
+        blocks = [[b.analyzer, list(b.ngram_range)] for b in heads.tfidf_blocks]
+        config = {"format": FORMAT, "labels": self.labels, "temperature": self.temperature}
+        config |= {"tfidf_blocks": blocks, "metadata": self._info}
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")
 
     @classmethod
@@ -237,13 +234,13 @@ class TextClassifier:
                 _Tfidf(analyzer, (n[0], n[1]), a[f"tfidf{i}_terms"], a[f"tfidf{i}_idf"])
                 for i, (analyzer, n) in enumerate(config["tfidf_blocks"])
             ]
-            tfidf = _Linear(a["tfidf_coef"], a["tfidf_intercept"])
-            embedding = _Linear(a["embedding_coef"], a["embedding_intercept"])
-            heads = _Heads(blocks, tfidf, embedding)
+            tfidf, embedding = (
+                _Linear(a[f"{n}_coef"], a[f"{n}_intercept"]) for n in ("tfidf", "embedding")
+            )
             labels = [str(label) for label in config["labels"]]
-            temperature = float(config["temperature"])
             oof = (a["oof_confidence"], a["oof_correct"])
-            return cls(labels, temperature, *oof, heads, embedder, info)
+            heads = _Heads(blocks, tfidf, embedding)
+            return cls(labels, float(config["temperature"]), *oof, heads, embedder, info)
         except (OSError, KeyError, TypeError, ValueError) as exc:  # JSON errors are ValueErrors
             raise ModelNotReady(
                 f"classifier at {directory} is missing or unreadable: {exc}"
@@ -321,7 +318,8 @@ def train_text_classifier(
         "format": FORMAT,
         "n_examples": len(texts),
         "labels": names,
-        "hyperparameters": {**asdict(HP), "folds": n_folds, "seed": seed},
+        # Through JSON so the dict equals what a loaded model reports (lists, not tuples).
+        "hyperparameters": json.loads(json.dumps({**asdict(HP), "folds": n_folds, "seed": seed})),
         "oof_accuracy": float(correct.mean()),
         "temperature": temperature,
         "embedder_model_id": embedder.model_id,
