@@ -12,6 +12,7 @@ import logging
 import re
 import time
 import uuid
+
 from opentelemetry.propagate import extract
 from opentelemetry.trace import SpanKind, Tracer
 from starlette.exceptions import HTTPException

@@ -67,8 +67,14 @@ def list_keys(
         keys = container.access.keys(tenant)
         tenants = {t.id: t.slug for t in container.access.tenants()}
     table = Table(
-        Column("id", no_wrap=True), "tenant", "name", "roles", "created", "expires",
-        "last used", Column("state", no_wrap=True),
+        Column("id", no_wrap=True),
+        "tenant",
+        "name",
+        "roles",
+        "created",
+        "expires",
+        "last used",
+        Column("state", no_wrap=True),
     )
     now = datetime.now(UTC)
     for key in keys:
