@@ -2,7 +2,7 @@
 
 Trains on train.csv (9,000 rows), scores dev.csv, prints figures. Run from the repo root:
 
-    .venv/bin/python bench/classifier_accuracy.py [--data /work/shared/data/banking77]
+    .venv/bin/python bench/classifier_accuracy.py [--data examples/support-desk/data]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from scipy.special import softmax
 
 from shipyard.providers.local import MiniLMEmbedder, TextClassifier, train_text_classifier
 
-DEFAULT_DATA = Path("/work/shared/data/banking77")
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / "examples" / "support-desk" / "data"
 
 
 def read_csv(path: Path) -> tuple[list[str], list[str]]:

@@ -135,7 +135,16 @@ def test_reserved_or_missing_source_is_refused(store: ArtifactStore, tmp_path: P
 def test_symlinks_are_refused(store: ArtifactStore, tmp_path: Path) -> None:
     src = make_model_dir(tmp_path / "src")
     (src / "link").symlink_to(tmp_path / "src" / "arrays.npz")
-    with pytest.raises(ModelNotReady, match="symlink"):
+    with pytest.raises(ValueError, match="symlink"):
         store.put(src, METADATA)
     assert store.digests() == []
-    assert list(store.root.iterdir()) == []
+
+
+def test_symlink_planted_in_a_stored_artifact_is_refused(store: ArtifactStore, digest: str) -> None:
+    folder = store.root / digest
+    target = folder / "arrays.npz"
+    (folder / "elsewhere.npz").write_bytes(target.read_bytes())
+    target.unlink()
+    target.symlink_to(folder / "elsewhere.npz")
+    with pytest.raises(ModelNotReady):
+        store.path(digest)

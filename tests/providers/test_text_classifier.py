@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -21,10 +20,9 @@ from shipyard.providers.local import (
 )
 from shipyard.providers.local.text_classifier import _Tfidf
 
-DATA = Path(os.environ.get("SHIPYARD_BANKING77", "/work/shared/data/banking77"))
+# The BANKING77 split shipped with the example project (CC BY 4.0, see its data/README.md).
+DATA = Path(__file__).resolve().parents[2] / "examples" / "support-desk" / "data"
 N_LABELS, TRAIN_PER_LABEL, TEST_PER_LABEL = 10, 20, 10
-
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"BANKING77 not found at {DATA}")
 
 
 def _slice(file: str, per_label: int) -> tuple[list[str], list[str]]:
@@ -120,7 +118,7 @@ def test_save_load_round_trip_predicts_identically(
 ) -> None:
     model.save(tmp_path / "model")
     loaded = TextClassifier.load(tmp_path / "model", embedder)
-    texts, _ = test_set
+    texts = test_set[0][::4]  # every intent, fewer texts: identity is what is checked
     np.testing.assert_array_equal(loaded.predict_proba(texts), model.predict_proba(texts))
     assert loaded.labels == model.labels
     assert loaded.temperature == model.temperature
@@ -140,7 +138,7 @@ def test_round_trip_through_the_artifact_store(
     store = ArtifactStore(tmp_path / "store")
     digest = store.put(tmp_path / "trained", model.metadata())
     loaded = TextClassifier.load(store.path(digest), embedder)
-    texts, _ = test_set
+    texts = test_set[0][::4]
     np.testing.assert_array_equal(loaded.predict_proba(texts), model.predict_proba(texts))
     assert store.manifest(digest)["metadata"]["labels"] == model.labels
 
@@ -191,12 +189,12 @@ def test_two_labels_and_progress_messages(embedder: MiniLMEmbedder) -> None:
 @pytest.mark.parametrize(
     ("texts", "labels", "message"),
     [
-        (["a", "b"], ["x"], "2 texts but 1 labels"),
+        (["a", "b"], ["x"], "equal length"),
         (["a", "b", "c"], ["x", "x", "x"], "two different labels"),
         (["a", "b", "c"], ["x", "x", "y"], "too few for: y"),
         (["a", None, "c", "d"], ["x", "x", "y", "y"], "row 1"),
         (["a", "b", "c", "d"], ["x", "x", "y", " "], "row 3"),
-        ("abcd", ["x", "x", "y", "y"], "not one string"),
+        ("abcd", ["x", "x", "y", "y"], "sequences of strings"),
     ],
 )
 def test_bad_training_data_is_rejected(

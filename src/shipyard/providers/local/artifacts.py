@@ -59,10 +59,13 @@ class ArtifactStore:
             raise ValueError(f"{src_dir} is not a directory")
         if (src_dir / MANIFEST).exists():
             raise ValueError(f"{src_dir} already has a {MANIFEST}; that name is reserved")
+        if any(p.is_symlink() for p in src_dir.rglob("*")):
+            raise ValueError(f"{src_dir} contains symlinks; model folders hold regular files only")
         self.root.mkdir(parents=True, exist_ok=True)
         # Staging inside root keeps the final rename on one filesystem, hence atomic: readers
         # never see a half-written artifact, and a crash leaves only an ignored staging folder.
         staging = Path(tempfile.mkdtemp(prefix=_INCOMING, dir=self.root))
+        staging.chmod(0o755)  # mkdtemp makes it owner-only; serving processes may run as others
         try:
             shutil.copytree(src_dir, staging, dirs_exist_ok=True, symlinks=True)
             files = _hash_tree(staging)  # hash what was stored, not the source

@@ -93,9 +93,11 @@ class _Tfidf:
     @cached_property
     def _counter(self) -> CountVectorizer:
         vocabulary = {str(term): i for i, term in enumerate(self.terms)}
-        return CountVectorizer(
+        counter = CountVectorizer(
             analyzer=self.analyzer, ngram_range=self.ngram_range, vocabulary=vocabulary
         )
+        counter.transform([""])  # sklearn validates the vocabulary lazily; do it before threads
+        return counter
 
     def transform(self, texts: list[str]) -> sparse.csr_matrix:
         if len(self.terms) == 0:
@@ -151,10 +153,6 @@ class _Heads:
     tfidf: _Linear
     embedding: _Linear
 
-    def log_proba(self, texts: list[str], vectors: NDArray[np.float32]) -> Floats:
-        log_tfidf = self.tfidf.log_proba(_features(self.tfidf_blocks, texts))
-        return _combine(self.embedding.log_proba(vectors), log_tfidf)
-
 
 def _fit_temperature(log_p: Floats, y: Indices) -> float:
     def nll(log_t: float) -> float:
@@ -190,7 +188,9 @@ class TextClassifier:
         batch = list(texts)
         if not batch:  # sklearn's normalize refuses an empty matrix
             return np.zeros((0, len(self.labels)))
-        log_p = self._heads.log_proba(batch, self._embedder.encode(batch))
+        heads = self._heads
+        log_tfidf = heads.tfidf.log_proba(_features(heads.tfidf_blocks, batch))
+        log_p = _combine(heads.embedding.log_proba(self._embedder.encode(batch)), log_tfidf)
         return np.asarray(softmax(log_p / self.temperature, axis=1), dtype=np.float64)
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
@@ -248,10 +248,8 @@ class TextClassifier:
 
 
 def _validate(texts: Sequence[str], labels: Sequence[str]) -> tuple[list[str], Indices, list[str]]:
-    if isinstance(texts, str) or isinstance(labels, str):
-        raise DataInvalid("texts and labels must be sequences of strings, not one string")
-    if len(texts) != len(labels):
-        raise DataInvalid(f"{len(texts)} texts but {len(labels)} labels; they must pair up")
+    if isinstance(texts, str) or isinstance(labels, str) or len(texts) != len(labels):
+        raise DataInvalid("texts and labels must be two sequences of strings of equal length")
     for row, (text, label) in enumerate(zip(texts, labels, strict=True)):
         if not isinstance(text, str) or not isinstance(label, str) or not label.strip():
             problem = FieldProblem("text/label", "must be a string and a non-empty label", line=row)

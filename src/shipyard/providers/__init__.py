@@ -1,0 +1,1 @@
+"""Model providers. The embedded local models live in ``providers.local``."""
