@@ -4,7 +4,9 @@ Starts `shipyard serve` on the example project (training it first if its model i
 creates a caller key, then sends runs at concurrency 1, 8 and 32 and prints, per level:
 requests/s, end-to-end p50/p99 as the client sees it, the model's own inference time
 (reported by the server for the same requests), and the platform overhead = end-to-end minus
-model time, per request.
+model time, per request ("ovh"), and the in-service share of it ("svc": the server's own
+run latency minus model time: authorization, validation, storing the run and its audit event,
+metrics; HTTP parsing, authentication and the client are outside it).
 
     .venv/bin/python bench/overhead.py --project examples/support-desk [--requests 400]
 """
@@ -70,6 +72,7 @@ async def level(url: str, key: str, texts: list[str], concurrency: int, total: i
     model: list[float] = []
     server: list[float] = []
     overhead: list[float] = []
+    service: list[float] = []
     counter = iter(range(total))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(
@@ -88,6 +91,7 @@ async def level(url: str, key: str, texts: list[str], concurrency: int, total: i
                 model.append(run["model_latency_ms"])
                 server.append(run["latency_ms"])
                 overhead.append(elapsed - run["model_latency_ms"])
+                service.append(run["latency_ms"] - run["model_latency_ms"])
 
         for _ in range(min(20, total)):  # warm-up, not counted
             await client.post("/v1/tasks/ticket-triage/runs", json={"input": {"text": texts[0]}})
@@ -106,6 +110,8 @@ async def level(url: str, key: str, texts: list[str], concurrency: int, total: i
         "overhead_p50": percentile(overhead, 0.5),
         "overhead_p99": percentile(overhead, 0.99),
         "overhead_mean": statistics.fmean(overhead),
+        "service_p50": percentile(service, 0.5),
+        "service_p99": percentile(service, 0.99),
     }
 
 
@@ -141,14 +147,15 @@ def main() -> None:
         print(f"shipyard run endpoint, {os.cpu_count()} cores, {args.requests} requests per level")
         print(
             f"{'conc':>4} {'req/s':>7} {'e2e p50':>8} {'e2e p99':>8} {'model p50':>9} "
-            f"{'model p99':>9} {'ovh p50':>8} {'ovh p99':>8}   (ms)"
+            f"{'model p99':>9} {'ovh p50':>8} {'ovh p99':>8} {'svc p50':>8} {'svc p99':>8}   (ms)"
         )
         for concurrency in (int(c) for c in args.levels.split(",")):
             r = asyncio.run(level(url, key, texts, concurrency, args.requests))
             print(
                 f"{r['concurrency']:>4} {r['rps']:>7.1f} {r['e2e_p50']:>8.2f} "
                 f"{r['e2e_p99']:>8.2f} {r['model_p50']:>9.2f} {r['model_p99']:>9.2f} "
-                f"{r['overhead_p50']:>8.2f} {r['overhead_p99']:>8.2f}"
+                f"{r['overhead_p50']:>8.2f} {r['overhead_p99']:>8.2f} "
+                f"{r['service_p50']:>8.2f} {r['service_p99']:>8.2f}"
             )
     finally:
         server.terminate()

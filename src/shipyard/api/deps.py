@@ -14,7 +14,8 @@ from shipyard.errors import Unauthenticated
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer sy_...`")
 
 
-def container(request: Request) -> Container:
+async def container(request: Request) -> Container:
+    # async: a plain attribute read must not cost a worker-thread hop per request.
     value: Container = request.app.state.container
     return value
 
@@ -25,7 +26,8 @@ def principal(
 ) -> Principal:
     if credentials is None or not credentials.credentials:
         raise Unauthenticated("missing API key: send `Authorization: Bearer <key>`")
-    return container(request).access.authenticate(credentials.credentials)
+    found: Container = request.app.state.container
+    return found.access.authenticate(credentials.credentials)
 
 
 ContainerDep = Annotated[Container, Depends(container)]

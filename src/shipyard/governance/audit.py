@@ -13,14 +13,27 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from shipyard.storage.tables import AuditEvent, AuditHead
 
 GENESIS_HASH = "0" * 64
+
+# Core statements built once, with bind parameters, so SQLAlchemy's compiled cache serves
+# every append: this runs on every request.
+_HEAD = cast(Table, AuditHead.__table__)
+_EVENTS = cast(Table, AuditEvent.__table__)
+_BUMP_HEAD = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(seq=_HEAD.c.seq + 1)
+    .returning(_HEAD.c.seq, _HEAD.c.hash)
+)
+_SET_HEAD_HASH = update(_HEAD).where(_HEAD.c.id == 1).values(hash=bindparam("new_hash"))
+_INSERT_EVENT = insert(_EVENTS)
 _VERIFY_BATCH = 1000
 
 
@@ -58,17 +71,16 @@ def append(
 
     The caller commits, so the event lands atomically with the change it records.
     """
-    # Bumping the head row first serialises appenders (write lock / row lock).
-    bumped = session.execute(
-        update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1)
-    )
-    if bumped.rowcount == 0:  # type: ignore[attr-defined]
-        session.add(AuditHead(id=1, seq=1, hash=GENESIS_HASH))
-        session.flush()
-    head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one()
-    session.refresh(head)
+    # Bumping the head row first serialises appenders (SQLite write lock, PostgreSQL row lock);
+    # RETURNING hands back the new sequence number and the previous hash in the same step.
+    bumped = session.execute(_BUMP_HEAD).first()
+    if bumped is None:
+        session.execute(insert(_HEAD), {"id": 1, "seq": 1, "hash": GENESIS_HASH})
+        seq, prev_hash = 1, GENESIS_HASH
+    else:
+        seq, prev_hash = bumped
     event = AuditEvent(
-        seq=head.seq,
+        seq=seq,
         id=str(uuid.uuid4()),
         at=datetime.now(UTC).isoformat(timespec="microseconds"),
         tenant_id=tenant_id,
@@ -77,11 +89,11 @@ def append(
         subject_type=subject_type,
         subject_id=subject_id,
         data=data or {},
-        prev_hash=head.hash,
+        prev_hash=prev_hash,
     )
     event.hash = event_hash(event)
-    head.hash = event.hash
-    session.add(event)
+    session.execute(_INSERT_EVENT, {c.key: getattr(event, c.key) for c in _EVENTS.columns})
+    session.execute(_SET_HEAD_HASH, {"new_hash": event.hash})
     return event
 
 

@@ -6,11 +6,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from shipyard.storage.tables import ApiKey, ModelArtifact, Run, Tenant
+
+_RUNS = cast(Table, Run.__table__)
+_INSERT_RUN = insert(_RUNS)
 
 
 class TenantRepository:
@@ -66,7 +70,8 @@ class RunRepository:
     def add(self, run: Run) -> None:
         if run.tenant_id != self._tenant_id:
             raise ValueError("run belongs to another tenant")
-        self._session.add(run)
+        # A Core insert: runs are written on every request and never updated in this session.
+        self._session.execute(_INSERT_RUN, {c.key: getattr(run, c.key) for c in _RUNS.columns})
 
     def get(self, run_id: str) -> Run | None:
         return self._session.execute(

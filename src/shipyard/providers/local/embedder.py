@@ -162,6 +162,9 @@ class MiniLMEmbedder:
 
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
+        # Idle ONNX worker threads otherwise spin on a core after each call, starving the
+        # request-handling thread (and any client) of CPU on small machines.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if self._threads:
             options.intra_op_num_threads = self._threads
             options.inter_op_num_threads = 1
