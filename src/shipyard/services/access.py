@@ -144,21 +144,19 @@ class AccessService:
     def authenticate(self, token: str) -> Principal:
         key_id = parse_token(token)
         with self._sessions() as session:
-            key = KeyRepository(session).get(key_id) if key_id else None
+            found = KeyRepository(session).with_tenant_slug(key_id) if key_id else None
+            key = found[0] if found else None
             valid = token_matches(self._secret, token, key.key_hash if key else _DUMMY_HASH)
             now = datetime.now(UTC)
-            if key is None or not valid:
+            if found is None or key is None or not valid:
                 raise Unauthenticated("invalid API key")
             if key.revoked_at is not None:
                 raise Unauthenticated("API key revoked")
             if key.expires_at is not None and key.expires_at <= now:
                 raise Unauthenticated("API key expired")
-            tenant = TenantRepository(session).by_id(key.tenant_id)
-            if tenant is None:  # pragma: no cover - foreign key makes this impossible
-                raise Unauthenticated("invalid API key")
             principal = Principal(
-                tenant_id=tenant.id,
-                tenant_slug=tenant.slug,
+                tenant_id=key.tenant_id,
+                tenant_slug=found[1],
                 key_id=key.id,
                 name=key.name,
                 roles=frozenset(Role(role) for role in key.roles),

@@ -43,6 +43,15 @@ class KeyRepository:
     def get(self, key_id: str) -> ApiKey | None:
         return self._session.get(ApiKey, key_id)
 
+    def with_tenant_slug(self, key_id: str) -> tuple[ApiKey, str] | None:
+        """The key and its tenant's slug in one query (authentication runs per request)."""
+        row = self._session.execute(
+            select(ApiKey, Tenant.slug)
+            .join(Tenant, Tenant.id == ApiKey.tenant_id)
+            .where(ApiKey.id == key_id)
+        ).first()
+        return (row[0], row[1]) if row else None
+
     def add(self, key: ApiKey) -> None:
         self._session.add(key)
 

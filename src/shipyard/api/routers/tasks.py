@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, create_model
 
 from shipyard.api.deps import ContainerDep, PrincipalDep
@@ -59,14 +60,14 @@ def _add_run_route(router: APIRouter, spec: TaskSpec) -> None:
         principal: PrincipalDep,
         container: ContainerDep,
         request: Request,
-        response: Response,
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         typed_input: BaseModel = body.input  # type: ignore[attr-defined]  # spec-built model
         run = container.runs.create(
             principal, spec.name, typed_input.model_dump(), request_id=request_id_var.get()
         )
-        response.headers["Location"] = str(request.url_for("get_run", run_id=run.id))
-        return run_out(run)
+        location = str(request.url_for("get_run", run_id=run.id))
+        # run_out already validated the body; a response_model would validate it twice.
+        return JSONResponse(run_out(run), status_code=201, headers={"Location": location})
 
     # The body type exists only at run time; FastAPI reads it from the annotations.
     create_run.__annotations__["body"] = request_model
@@ -75,12 +76,15 @@ def _add_run_route(router: APIRouter, spec: TaskSpec) -> None:
         create_run,
         methods=["POST"],
         status_code=201,
-        response_model=response_model,
+        response_model=None,
         summary=f"Run {spec.name} v{spec.version}",
         description=spec.description,
         operation_id=f"run_{spec.name.replace('-', '_')}",
         tags=["tasks"],
-        responses=PROBLEM_RESPONSES,
+        responses={
+            201: {"model": response_model, "description": "The stored run"},
+            **PROBLEM_RESPONSES,
+        },
     )
 
 
