@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -101,8 +102,12 @@ def test_logs_are_json_with_request_id_and_carry_no_payload_or_key(
     assert response.headers["x-request-id"] == "req-abc.123"
     formatter = JsonFormatter()
     lines = [formatter.format(record) for record in records]
-    assert any('"request_id": "req-abc.123"' in line for line in lines)
-    assert any('"trace_id"' in line for line in lines)
+    entries = [json.loads(line) for line in lines]
+    access = next(entry for entry in entries if entry["msg"] == "request")
+    assert access["request_id"] == "req-abc.123"
+    assert access["route"] == "/v1/tasks/triage/runs"
+    # The run's own span is a child of the request span: one trace id from edge to model.
+    assert access["trace_id"] == response.json()["trace_id"]
     joined = "\n".join(lines)
     assert "4111111111111111" not in joined
     assert "Secret Street" not in joined
@@ -113,3 +118,13 @@ def test_request_id_that_could_inject_log_lines_is_replaced(client: TestClient) 
     response = client.get("/healthz", headers={"X-Request-ID": "abc\nfake=1"})
     assert response.headers["x-request-id"] != "abc\nfake=1"
     assert len(response.headers["x-request-id"]) == 32
+
+
+def test_incoming_traceparent_is_continued(client: TestClient, tenant: TenantKeys) -> None:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    response = client.post(
+        "/v1/tasks/triage/runs",
+        json={"input": {"text": "card arrival"}},
+        headers={**tenant.auth(), "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+    )
+    assert response.json()["trace_id"] == trace_id

@@ -65,48 +65,56 @@ class RequestMiddleware:
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
-        try:
-            declared = headers.get("content-length")
-            if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
-                await self._reject(
-                    send_with_id, request_id, scope["path"], 400 if not declared.isdigit() else 413
-                )
-                return
-            received = 0
-
-            async def limited_receive() -> Message:
-                nonlocal received
-                message = await receive()
-                if message["type"] == "http.request":
-                    received += len(message.get("body", b""))
-                    if received > self.max_body:
-                        # An HTTPException passes through FastAPI's body parsing unchanged.
-                        raise HTTPException(413, f"request body exceeds {self.max_body} bytes")
-                return message
-
-            with self.tracer.start_as_current_span(
-                f"{scope['method']} {scope['path']}",
-                kind=SpanKind.SERVER,
-                context=extract(headers),
-                attributes={"http.request.method": scope["method"]},
-            ) as span:
-                await self.app(scope, limited_receive, send_with_id)
+        method = scope["method"]
+        # Named by method only until the route is known: concrete paths carry ids.
+        with self.tracer.start_as_current_span(
+            method,
+            kind=SpanKind.SERVER,
+            context=extract(headers),
+            attributes={"http.request.method": method},
+        ) as span:
+            try:
+                await self._handle(scope, receive, send_with_id, headers, request_id)
+            finally:
+                route = _route_template(scope)
+                elapsed = time.perf_counter() - started
+                span.update_name(f"{method} {route}")
+                span.set_attribute("http.route", route)
                 span.set_attribute("http.response.status_code", status["code"])
-        finally:
-            route = _route_template(scope)
-            elapsed = time.perf_counter() - started
-            self.metrics.http_requests.labels(scope["method"], route, str(status["code"])).inc()
-            self.metrics.http_latency.labels(scope["method"], route).observe(elapsed)
-            log.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "route": route,
-                    "status": status["code"],
-                    "duration_ms": round(elapsed * 1000, 3),
-                },
-            )
-            request_id_var.reset(token)
+                self.metrics.http_requests.labels(method, route, str(status["code"])).inc()
+                self.metrics.http_latency.labels(method, route).observe(elapsed)
+                log.info(
+                    "request",
+                    extra={
+                        "method": method,
+                        "route": route,
+                        "status": status["code"],
+                        "duration_ms": round(elapsed * 1000, 3),
+                    },
+                )
+                request_id_var.reset(token)
+
+    async def _handle(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], request_id: str
+    ) -> None:
+        declared = headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+            code = 413 if declared.isdigit() else 400
+            await self._reject(send, request_id, scope["path"], code)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    # An HTTPException passes through FastAPI's body parsing unchanged.
+                    raise HTTPException(413, f"request body exceeds {self.max_body} bytes")
+            return message
+
+        await self.app(scope, limited_receive, send)
 
     async def _reject(self, send: Send, request_id: str, path: str, code: int) -> None:
         if code == 413:
