@@ -50,7 +50,8 @@ output:
   confidence: {{type: number, minimum: 0, maximum: 1}}
 model: {{provider: local, model: minilm-tfidf-logreg}}
 training: {{path: data/train.csv, input: {{text: text}}, label: category}}
-policy: {{roles: [caller, operator, admin], review_below: {review_below}}}
+policy: {{roles: [caller, operator, admin], review_below: {review_below},
+  review_labels: [pin_blocked]}}
 """
 
 

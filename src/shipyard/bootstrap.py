@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from functools import cached_property
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import Engine
 
+from shipyard.errors import ConfigError
 from shipyard.kinds.base import KindRegistry
 from shipyard.kinds.classify import ClassifyKind
 from shipyard.observability.metrics import Metrics
@@ -17,10 +19,12 @@ from shipyard.observability.tracing import make_tracer_provider
 from shipyard.providers.local import ArtifactStore, MiniLMEmbedder
 from shipyard.services.access import AccessService
 from shipyard.services.audit import AuditService
+from shipyard.services.calibration import CalibrationService
+from shipyard.services.evaluations import EvaluationService
 from shipyard.services.runs import RunService
 from shipyard.services.runtime import TaskRuntime
 from shipyard.services.training import TrainingService
-from shipyard.settings import Settings
+from shipyard.settings import MIN_SECRET_KEY_LENGTH, Settings
 from shipyard.spec import Project, load_project
 from shipyard.storage import migrate
 from shipyard.storage.db import SessionFactory, make_engine, make_session_factory
@@ -35,16 +39,22 @@ def _secret_key(settings: Settings) -> bytes:
     path = settings.state_dir / SECRET_FILE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        # O_EXCL: two processes starting at once must not both write a different secret.
+        # Written whole to a private temp file, then hard-linked into place: the link fails
+        # if another process got there first, and nobody ever reads a half-written secret.
+        temp = path.with_name(f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(secrets.token_urlsafe(48))
         try:
-            fd = path.open("x", encoding="ascii")
+            os.link(temp, path)
         except FileExistsError:
             pass
-        else:
-            with fd:
-                path.chmod(0o600)
-                fd.write(secrets.token_urlsafe(48))
-    return path.read_text(encoding="ascii").strip().encode()
+        finally:
+            temp.unlink()
+    value = path.read_text(encoding="ascii").strip()
+    if len(value) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(f"{path} holds no usable secret key; delete it to generate a new one")
+    return value.encode()
 
 
 @dataclass
@@ -104,6 +114,14 @@ class Container:
     @cached_property
     def runtime(self) -> TaskRuntime:
         return TaskRuntime(self.sessions, self.project, self.kinds, self.artifacts, self.metrics)
+
+    @cached_property
+    def calibration(self) -> CalibrationService:
+        return CalibrationService(self.project, self.runtime)
+
+    @cached_property
+    def evaluations(self) -> EvaluationService:
+        return EvaluationService(self.sessions, self.project, self.runtime)
 
     @cached_property
     def runs(self) -> RunService:

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     otel_exporter: Literal["none", "console", "otlp"] = "none"
     otel_endpoint: str | None = None
     service_name: str = "shipyard"
+    trust_traceparent: bool = Field(
+        default=False,
+        description="Continue the caller's W3C trace (only behind a trusted gateway)",
+    )
     model_threads: int = Field(default=0, ge=0, description="ONNX threads; 0 = runtime default")
 
     @model_validator(mode="after")

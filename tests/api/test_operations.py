@@ -23,7 +23,7 @@ def test_healthz(client: TestClient) -> None:
 def test_readyz_is_ready_when_models_are_loaded(client: TestClient) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json()["checks"]["tasks"] == {"triage": "ready", "triage-strict": "ready"}
+    assert response.json()["checks"]["tasks"] == {"ready": 2, "not_ready": 0}
 
 
 def test_readyz_and_runs_say_what_is_missing_when_a_task_is_untrained(
@@ -33,7 +33,7 @@ def test_readyz_and_runs_say_what_is_missing_when_a_task_is_untrained(
     with TestClient(create_app(container), raise_server_exceptions=False) as client:
         response = client.get("/readyz")
         assert response.status_code == 503
-        assert "shipyard train" in response.json()["checks"]["tasks"]["triage"]
+        assert response.json()["checks"]["tasks"] == {"ready": 0, "not_ready": 2}
         _key, token = container.access.create_key(
             "default", name="k", roles=frozenset({Role.CALLER}), expires_at=None, actor="tests"
         )
@@ -44,6 +44,8 @@ def test_readyz_and_runs_say_what_is_missing_when_a_task_is_untrained(
         )
         assert run.status_code == 503
         assert run.json()["type"].endswith("/model-not-ready")
+        tasks = client.get("/v1/tasks", headers={"Authorization": f"Bearer {token}"}).json()
+        assert all(not task["ready"] and "shipyard train" in task["status"] for task in tasks)
     container.close()
 
 
@@ -120,11 +122,14 @@ def test_request_id_that_could_inject_log_lines_is_replaced(client: TestClient) 
     assert len(response.headers["x-request-id"]) == 32
 
 
-def test_incoming_traceparent_is_continued(client: TestClient, tenant: TenantKeys) -> None:
+def test_a_clients_traceparent_is_not_trusted_by_default(
+    client: TestClient, tenant: TenantKeys
+) -> None:
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     response = client.post(
         "/v1/tasks/triage/runs",
         json={"input": {"text": "card arrival"}},
         headers={**tenant.auth(), "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
     )
-    assert response.json()["trace_id"] == trace_id
+    assert len(response.json()["trace_id"]) == 32
+    assert response.json()["trace_id"] != trace_id

@@ -156,3 +156,9 @@ def test_openapi_shows_each_tasks_own_input_and_output(client: TestClient) -> No
     output_ref = next(o["$ref"] for o in output["anyOf"] if "$ref" in o).rsplit("/", 1)[1]
     assert schemas[output_ref]["properties"]["label"]["enum"] == TINY_LABELS
     assert "/v1/tasks/triage-strict/runs" in document["paths"]
+
+
+def test_a_review_label_always_goes_to_review(client: TestClient, tenant: TenantKeys) -> None:
+    body = run(client, tenant, "my pin is blocked, please unblock it")
+    assert body["output"]["label"] == "pin_blocked"
+    assert body["status"] == "needs_review"

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from shipyard import __version__
 from shipyard.api import problems
 from shipyard.api.middleware import RequestMiddleware
-from shipyard.api.routers import health, runs, tasks
+from shipyard.api.routers import evaluations, health, runs, tasks
 from shipyard.bootstrap import Container
 
 
@@ -36,10 +36,12 @@ def create_app(container: Container, *, load_models: bool = True) -> FastAPI:
     app.include_router(health.router)
     app.include_router(tasks.build_router(project))
     app.include_router(runs.router)
+    app.include_router(evaluations.router)
     app.add_middleware(
         RequestMiddleware,
         max_body=container.settings.max_request_bytes,
         metrics=container.metrics,
         tracer=container.tracer_provider.get_tracer("shipyard.http"),
+        trust_traceparent=container.settings.trust_traceparent,
     )
     return app

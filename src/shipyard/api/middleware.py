@@ -26,26 +26,22 @@ log = logging.getLogger("shipyard.http")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-def _too_large_body(limit: int, request_id: str, path: str) -> bytes:
-    problem = PayloadTooLarge(f"request body exceeds {limit} bytes")
-    return json.dumps(
-        {
-            "type": PROBLEM_BASE + problem.slug,
-            "title": problem.title,
-            "status": 413,
-            "detail": problem.detail,
-            "instance": path,
-            "request_id": request_id,
-        }
-    ).encode()
-
-
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body: int, metrics: Metrics, tracer: Tracer) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body: int,
+        metrics: Metrics,
+        tracer: Tracer,
+        trust_traceparent: bool = False,
+    ) -> None:
         self.app = app
         self.max_body = max_body
         self.metrics = metrics
         self.tracer = tracer
+        # An untrusted client must not choose the trace id stored with its runs.
+        self.trust_traceparent = trust_traceparent
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,11 +52,11 @@ class RequestMiddleware:
         request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        status = {"code": 500}
+        status = {"code": 500, "started": False}
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status["code"] = message["status"]
+                status["code"], status["started"] = message["status"], True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
@@ -70,11 +66,26 @@ class RequestMiddleware:
         with self.tracer.start_as_current_span(
             method,
             kind=SpanKind.SERVER,
-            context=extract(headers),
+            context=extract(headers) if self.trust_traceparent else None,
             attributes={"http.request.method": method},
         ) as span:
             try:
                 await self._handle(scope, receive, send_with_id, headers, request_id)
+            except Exception:
+                # Caught here, while the request id is still set, so the log line and the
+                # answer both carry it; the traceback goes to the log only.
+                log.exception("unhandled error")
+                self.metrics.errors.labels("internal-error").inc()
+                if not status["started"]:
+                    await self._send_problem(
+                        send_with_id,
+                        500,
+                        "internal-error",
+                        "Internal error",
+                        "an unexpected error occurred; the request id identifies it in the logs",
+                        scope["path"],
+                        request_id,
+                    )
             finally:
                 route = _route_template(scope)
                 elapsed = time.perf_counter() - started
@@ -118,18 +129,35 @@ class RequestMiddleware:
 
     async def _reject(self, send: Send, request_id: str, path: str, code: int) -> None:
         if code == 413:
-            body = _too_large_body(self.max_body, request_id, path)
+            problem = PayloadTooLarge(f"request body exceeds {self.max_body} bytes")
+            await self._send_problem(
+                send, 413, problem.slug, problem.title, problem.detail, path, request_id
+            )
         else:
-            body = json.dumps(
-                {
-                    "type": PROBLEM_BASE + "bad-request",
-                    "title": "Bad request",
-                    "status": 400,
-                    "detail": "invalid Content-Length header",
-                    "instance": path,
-                    "request_id": request_id,
-                }
-            ).encode()
+            await self._send_problem(
+                send,
+                400,
+                "bad-request",
+                "Bad request",
+                "invalid Content-Length header",
+                path,
+                request_id,
+            )
+
+    @staticmethod
+    async def _send_problem(
+        send: Send, code: int, slug: str, title: str, detail: str, path: str, request_id: str
+    ) -> None:
+        body = json.dumps(
+            {
+                "type": PROBLEM_BASE + slug,
+                "title": title,
+                "status": code,
+                "detail": detail,
+                "instance": path,
+                "request_id": request_id,
+            }
+        ).encode()
         await send(
             {
                 "type": "http.response.start",

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shipyard.errors import PROBLEM_BASE, FieldProblem, ShipyardError, Unauthenticated
@@ -108,6 +109,20 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # Locked (SQLite busy timeout), failed over or unreachable: nothing was stored, so the
+    # client may safely retry. Logged by type only: driver messages can quote parameters.
+    log.warning("database unavailable", extra={"error_type": type(exc).__name__})
+    return problem_response(
+        request,
+        status=503,
+        slug="database-unavailable",
+        title="Database unavailable",
+        detail="the database is busy or unreachable; nothing was stored, retry shortly",
+        headers={"Retry-After": "1"},
+    )
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error", exc_info=exc)
     return problem_response(
@@ -123,4 +138,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ShipyardError, _shipyard_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from sqlalchemy.exc import SQLAlchemyError
 
 from shipyard.bootstrap import Container, build
 from shipyard.errors import ShipyardError
@@ -48,8 +49,13 @@ def open_container(project: Path, *, migrate: bool = True) -> Container:
     except ShipyardError as exc:
         raise fail(str(exc)) from None
     except ValidationError as exc:
+        first = exc.errors()[0]
+        raise fail(f"invalid settings: {first['loc']}: {first['msg']}") from None
+    except OSError as exc:  # e.g. a read-only project folder for the SQLite file
+        raise fail(f"{exc.filename or project}: {exc.strerror}") from None
+    except SQLAlchemyError as exc:
         raise fail(
-            f"invalid settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
+            f"database unavailable ({type(exc).__name__}); check SHIPYARD_DATABASE_URL"
         ) from None
     return container
 

@@ -16,7 +16,8 @@ from shipyard.cli.common import ProjectOption, console, fail, open_container, us
 keys_app = typer.Typer(no_args_is_help=True)
 tenants_app = typer.Typer(no_args_is_help=True)
 
-_DURATION_RE = re.compile(r"^(\d+)([dhm])$")
+_DURATION_RE = re.compile(r"^(\d{1,7})([dhm])$")
+MAX_KEY_LIFETIME = timedelta(days=3650)
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 
 
@@ -24,7 +25,10 @@ def parse_duration(value: str) -> timedelta:
     match = _DURATION_RE.match(value.strip())
     if not match or int(match.group(1)) == 0:
         raise fail(f"--expires-in {value!r}: use a positive number with d, h or m (e.g. 30d)")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    lifetime = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    if lifetime > MAX_KEY_LIFETIME:
+        raise fail("--expires-in: at most 3650d; omit it for a key that does not expire")
+    return lifetime
 
 
 @keys_app.command("create")

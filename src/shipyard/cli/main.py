@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from shipyard.access.principal import Principal
 from shipyard.access.roles import Role
-from shipyard.cli import keys_cmd
+from shipyard.cli import eval_cmd, keys_cmd
 from shipyard.cli.common import (
     EXIT_FAILED,
     ProjectOption,
@@ -22,6 +23,8 @@ from shipyard.cli.common import (
 )
 from shipyard.cli.spec_cmd import app as spec_app
 from shipyard.cli.train_cmd import train_tasks
+from shipyard.errors import ShipyardError
+from shipyard.storage import migrate
 from shipyard.storage.repositories import TenantRepository
 
 app = typer.Typer(
@@ -33,6 +36,9 @@ app = typer.Typer(
 app.add_typer(spec_app, name="spec", help="Validate task specs; print the spec JSON Schema.")
 app.add_typer(keys_cmd.keys_app, name="keys", help="Create, list and revoke API keys.")
 app.add_typer(keys_cmd.tenants_app, name="tenants", help="Create and list tenants.")
+app.command("eval")(eval_cmd.eval_command)
+app.command("evals")(eval_cmd.evals_command)
+app.command("calibrate")(eval_cmd.calibrate_command)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -58,7 +64,12 @@ def serve(
     settings = container.settings
     with user_errors():
         if train_missing:
-            train_tasks(container, container.training.untrained_tasks())
+            for task in container.training.untrained_tasks():
+                # One task's bad training data must not keep the others from serving.
+                try:
+                    train_tasks(container, [task])
+                except ShipyardError as exc:
+                    errors.print(f"[red]not serving {task}:[/red] {exc}", highlight=False)
         tenant = container.project.config.default_tenant
         if not any(
             Role.ADMIN.value in key.roles and key.revoked_at is None
@@ -87,6 +98,9 @@ def serve(
 @app.command()
 def train(
     tasks: Annotated[list[str] | None, typer.Argument(help="Task names (default: all)")] = None,
+    if_missing: Annotated[
+        bool, typer.Option(help="Skip tasks whose model is current for their training data")
+    ] = False,
     project: ProjectOption = Path("."),
 ) -> None:
     """Train the local model of one or more tasks from their spec's training data."""
@@ -96,6 +110,11 @@ def train(
     if unknown:
         raise fail(f"unknown task(s): {', '.join(unknown)}")
     with user_errors():
+        if if_missing:
+            current = set(names) - set(container.training.untrained_tasks())
+            for name in sorted(current & set(names)):
+                console.print(f"{name}: model is current, not retrained")
+            names = [name for name in names if name not in current]
         train_tasks(container, names)
 
 
@@ -138,7 +157,14 @@ def db_upgrade(project: ProjectOption = Path(".")) -> None:
 def audit_verify(project: ProjectOption = Path(".")) -> None:
     """Check the audit hash chain; exit 1 naming the first bad event if it was tampered with."""
     container = open_container(project, migrate=False)
-    result = container.audit.verify()
+    with user_errors():
+        try:
+            current = migrate.is_current(container.engine)
+        except SQLAlchemyError:
+            current = False
+        if not current:
+            raise fail("no current database here; run `shipyard db upgrade` first")
+        result = container.audit.verify()
     if result.ok:
         console.print(f"audit chain intact: {result.events} events, head {result.head_hash[:16]}")
         return

@@ -18,6 +18,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from shipyard.errors import ConfigError
 from shipyard.storage.tables import AuditEvent, AuditHead
 
 GENESIS_HASH = "0" * 64
@@ -75,10 +76,8 @@ def append(
     # RETURNING hands back the new sequence number and the previous hash in the same step.
     bumped = session.execute(_BUMP_HEAD).first()
     if bumped is None:
-        session.execute(insert(_HEAD), {"id": 1, "seq": 1, "hash": GENESIS_HASH})
-        seq, prev_hash = 1, GENESIS_HASH
-    else:
-        seq, prev_hash = bumped
+        raise ConfigError("the audit chain has no head row; run `shipyard db upgrade`")
+    seq, prev_hash = bumped
     event = AuditEvent(
         seq=seq,
         id=str(uuid.uuid4()),

@@ -41,6 +41,10 @@ class TaskRunner(Protocol):
 
     def run(self, inputs: Mapping[str, Any]) -> KindResult: ...
 
+    def run_many(self, batch: Sequence[Mapping[str, Any]]) -> list[KindResult]:
+        """Several inputs at once, in order (evaluation and batch work)."""
+        ...
+
 
 class TaskKind(Protocol):
     name: str

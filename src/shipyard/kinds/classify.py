@@ -41,13 +41,27 @@ class ClassifyRunner:
         return self._artifact
 
     def run(self, inputs: Mapping[str, Any]) -> KindResult:
-        started = time.perf_counter()
-        prediction = self._model.predict([input_text(self._spec, inputs)])[0]
-        model_ms = (time.perf_counter() - started) * 1000
-        confidence = round(float(prediction.confidence), 4)
-        return KindResult(
-            {"label": prediction.label, "confidence": confidence}, confidence, model_ms
+        return self.run_many([inputs])[0]
+
+    def out_of_fold(self) -> tuple[list[float], list[bool]]:
+        """Confidence and correctness of each training example when held out."""
+        return (
+            [float(c) for c in self._model.oof_confidence],
+            [bool(c) for c in self._model.oof_correct],
         )
+
+    def run_many(self, batch: Sequence[Mapping[str, Any]]) -> list[KindResult]:
+        """Classify a batch in one model call (evaluation, batch jobs): embedding is far
+        cheaper per text in batches. ``model_ms`` is the batch time shared equally."""
+        started = time.perf_counter()
+        predictions = self._model.predict([input_text(self._spec, inputs) for inputs in batch])
+        model_ms = (time.perf_counter() - started) * 1000 / max(1, len(batch))
+        results = []
+        for prediction in predictions:
+            confidence = round(float(prediction.confidence), 4)
+            output = {"label": prediction.label, "confidence": confidence}
+            results.append(KindResult(output, confidence, model_ms))
+        return results
 
 
 class ClassifyKind:

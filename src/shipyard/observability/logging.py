@@ -57,7 +57,10 @@ def configure_logging(level: str = "INFO", *, json_format: bool = True) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
-    for name in ("uvicorn", "uvicorn.error"):
-        logging.getLogger(name).handlers[:] = [handler]
+    uvicorn_logger = logging.getLogger("uvicorn")
+    uvicorn_logger.handlers[:] = [handler]
+    uvicorn_logger.propagate = False
+    # uvicorn.error propagates to uvicorn: one handler there, or every line prints twice.
+    logging.getLogger("uvicorn.error").handlers[:] = []
     # Uvicorn's access log prints full paths and query strings; ours logs route templates.
     logging.getLogger("uvicorn.access").disabled = True

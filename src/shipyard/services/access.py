@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shipyard.access.keys import hash_token, new_token, parse_token, token_matches
@@ -33,12 +34,19 @@ class AccessService:
 
     # -- tenants -------------------------------------------------------------------------
     def ensure_tenant(self, slug: str, *, actor: str = "system") -> Tenant:
-        with self._sessions.begin() as session:
-            tenants = TenantRepository(session)
-            existing = tenants.by_slug(slug)
-            if existing is not None:
-                return existing
-            return self._create_tenant(session, slug, actor)
+        try:
+            with self._sessions.begin() as session:
+                existing = TenantRepository(session).by_slug(slug)
+                if existing is not None:
+                    return existing
+                return self._create_tenant(session, slug, actor)
+        except IntegrityError:
+            # Another process (a second replica starting) created it first.
+            with self._sessions() as session:
+                tenant = TenantRepository(session).by_slug(slug)
+            if tenant is None:
+                raise
+            return tenant
 
     def create_tenant(self, slug: str, *, actor: str) -> Tenant:
         with self._sessions.begin() as session:

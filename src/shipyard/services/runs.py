@@ -55,6 +55,24 @@ def validation_problems(error: ValidationError, prefix: str) -> list[FieldProble
     ]
 
 
+def _text_size(value: object) -> int:
+    """Characters of text anywhere in an input (lists included)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(_text_size(item) for item in value.values())
+    if isinstance(value, list):
+        return sum(_text_size(item) for item in value)
+    return 0
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
 def _encode_cursor(run: Run) -> str:
     raw = f"{run.created_at.isoformat()}|{run.id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -63,9 +81,12 @@ def _encode_cursor(run: Run) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, run_id = raw.split("|", 1)
-        return datetime.fromisoformat(created), run_id
-    except (ValueError, UnicodeDecodeError):
+        created_text, run_id = raw.split("|", 1)
+        created = datetime.fromisoformat(created_text)
+        if created.tzinfo is None or not _is_uuid(run_id):
+            raise ValueError("not a cursor of ours")
+        return created.astimezone(UTC), run_id
+    except (ValueError, UnicodeDecodeError, OverflowError):
         raise InvalidInput(
             "invalid cursor", [FieldProblem("cursor", "not a cursor from a previous page")]
         ) from None
@@ -103,7 +124,7 @@ class RunService:
         data = validated.model_dump()
         limit = spec.policy.max_input_chars
         if limit is not None:
-            size = sum(len(v) for v in data.values() if isinstance(v, str))
+            size = _text_size(data)
             if size > limit:
                 raise InvalidInput(
                     "input too long",
@@ -169,11 +190,12 @@ class RunService:
                 self._metrics.runs.labels(task, version, run.status).inc()
                 raise RunFailed(f"the model failed; run {run.id} is stored as failed") from exc
             threshold = spec.policy.review_below
-            needs_review = (
+            unsure = (
                 threshold is not None
                 and result.confidence is not None
                 and result.confidence < threshold
             )
+            needs_review = unsure or result.output.get("label") in spec.policy.review_labels
             run.status = "needs_review" if needs_review else "ok"
             run.output, run.confidence = result.output, result.confidence
             run.model_latency_ms = round(result.model_ms, 3)
@@ -221,6 +243,8 @@ class RunService:
 
     def get(self, principal: Principal, run_id: str) -> Run:
         only_key = self._visible_to(principal)
+        if not _is_uuid(run_id):  # never a run id; answer like any unknown id
+            raise NotFound(f"no run {run_id!r}")
         with self._sessions() as session:
             run = RunRepository(session, principal.tenant_id).get(run_id)
         if run is None or (only_key is not None and run.key_id != only_key):

@@ -163,6 +163,13 @@ class PolicySpec(SpecModel):
     max_input_chars: int | None = Field(
         default=None, ge=1, description="Reject inputs whose text fields total more characters."
     )
+    review_labels: list[str] = Field(
+        default=[],
+        description=(
+            "Output labels that always go to review (needs_review) whatever the confidence, "
+            "e.g. an out-of-scope label that must never be routed automatically."
+        ),
+    )
 
     @field_validator("roles")
     @classmethod
@@ -193,6 +200,13 @@ class EvaluationSpec(SpecModel):
     )
     max_drop: dict[Identifier, Annotated[float, Field(ge=0)]] = Field(
         default={}, description="Metric -> largest allowed drop against the previous version."
+    )
+    out_of_scope_label: str | None = Field(
+        default=None,
+        description=(
+            "Expected label that marks out-of-scope cases (e.g. oos); enables the "
+            "out-of-scope metrics: in_scope_accuracy, oos_recall, oos_precision, oos_f1."
+        ),
     )
 
     @property

@@ -11,7 +11,7 @@ from typing import cast
 from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
-from shipyard.storage.tables import ApiKey, ModelArtifact, Run, Tenant
+from shipyard.storage.tables import ApiKey, Evaluation, ModelArtifact, Run, Tenant
 
 _RUNS = cast(Table, Run.__table__)
 _INSERT_RUN = insert(_RUNS)
@@ -127,3 +127,26 @@ class ArtifactRepository:
             .order_by(ModelArtifact.id.desc())
             .limit(1)
         ).scalar_one_or_none()
+
+
+class EvaluationRepository:
+    """Evaluations are platform-level, like the task specs and models they measure."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, evaluation: Evaluation) -> None:
+        self._session.add(evaluation)
+
+    def latest(self, task: str, *, dataset_sha256: str | None = None) -> Evaluation | None:
+        query = select(Evaluation).where(Evaluation.task == task)
+        if dataset_sha256 is not None:
+            query = query.where(Evaluation.dataset_sha256 == dataset_sha256)
+        query = query.order_by(Evaluation.created_at.desc(), Evaluation.id.desc()).limit(1)
+        return self._session.execute(query).scalar_one_or_none()
+
+    def for_task(self, task: str | None, *, limit: int) -> Sequence[Evaluation]:
+        query = select(Evaluation).order_by(Evaluation.created_at.desc(), Evaluation.id.desc())
+        if task is not None:
+            query = query.where(Evaluation.task == task)
+        return self._session.execute(query.limit(limit)).scalars().all()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
 
 from shipyard.api.deps import ContainerDep, PrincipalDep
 from shipyard.api.routers.tasks import PROBLEM_RESPONSES
@@ -30,10 +30,14 @@ def get_run(run_id: str, principal: PrincipalDep, container: ContainerDep) -> di
 def list_runs(
     principal: PrincipalDep,
     container: ContainerDep,
-    task: Annotated[str | None, Query(max_length=64)] = None,
+    task: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9-]{1,62}$")] = None,
     status: Literal["ok", "needs_review", "failed"] | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: Annotated[
+        AwareDatetime | None, Query(description="ISO 8601 with offset")
+    ] = None,
+    created_before: Annotated[
+        AwareDatetime | None, Query(description="ISO 8601 with offset")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:

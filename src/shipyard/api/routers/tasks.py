@@ -65,7 +65,8 @@ def _add_run_route(router: APIRouter, spec: TaskSpec) -> None:
         run = container.runs.create(
             principal, spec.name, typed_input.model_dump(), request_id=request_id_var.get()
         )
-        location = str(request.url_for("get_run", run_id=run.id))
+        # A path, not an absolute URL: the Host header is the client's to choose.
+        location = request.app.url_path_for("get_run", run_id=run.id)
         # run_out already validated the body; a response_model would validate it twice.
         return JSONResponse(run_out(run), status_code=201, headers={"Location": location})
 

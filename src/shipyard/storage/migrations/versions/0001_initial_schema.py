@@ -1,6 +1,6 @@
 """initial schema
 
-Revision ID: cb5b2ace4c88
+Revision ID: 0001
 Revises:
 Create Date: 2026-11-25 17:58:55.913771
 """
