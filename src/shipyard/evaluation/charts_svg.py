@@ -164,9 +164,9 @@ def confusion_svg(labels: Sequence[str], raw_matrix: object) -> tuple[str, str]:
             )
     body.append(
         f'<text x="{_n(left + side / 2)}" y="14" text-anchor="middle" font-weight="600" '
-        f'fill="{MUTED}">Predicted →</text>'
+        f'fill="{MUTED}">Predicted</text>'
         f'<text transform="translate(14 {_n(top + side / 2)}) rotate(-90)" text-anchor="middle" '
-        f'font-weight="600" fill="{MUTED}">Expected →</text>'
+        f'font-weight="600" fill="{MUTED}">Expected</text>'
     )
     note = "Blue: correct predictions; red: errors. Shade = share of the expected class's cases."
     if not labelled:

@@ -24,6 +24,7 @@ from shipyard.evaluation.charts_svg import (
     rows_of,
 )
 
+DASH = '<span class="muted">—</span>'
 MAX_CASES = 200
 MAX_PAIRS = 25
 MAX_INPUT_CHARS = 200
@@ -90,7 +91,7 @@ section.chart{break-inside:avoid}tr{break-inside:avoid}
 
 def _short(digest: object, length: int = 12) -> str:
     if not isinstance(digest, str) or not digest:
-        return '<span class="muted">—</span>'
+        return DASH
     return f'<span class="mono" title="{esc(digest)}">{esc(digest[:length])}</span>'
 
 
@@ -111,7 +112,7 @@ def _pill(passed: object) -> str:
         return '<span class="pill pass">pass</span>'
     if passed is False:
         return '<span class="pill fail">FAIL</span>'
-    return '<span class="muted">—</span>'
+    return DASH
 
 
 def _table(head: Sequence[str], rows: Sequence[str], numeric: Sequence[int] = ()) -> str:
@@ -142,36 +143,33 @@ def _header(report: Mapping[str, Any], sections: Sequence[tuple[str, str]]) -> s
     if failed:
         summary += "<br>Failed: " + ", ".join(esc(g.get("metric")) for g in failed)
     dataset = mapping_of(report.get("dataset"))
-    meta = [
-        ("Kind", esc(report.get("kind") or "—")),
-        ("Artifact", _short(report.get("artifact"))),
-        ("Dataset", f'<span class="mono">{esc(dataset.get("path") or "—")}</span>'),
-        ("Rows", fmt(dataset.get("rows"))),
-        ("Dataset sha256", _short(dataset.get("sha256"))),
-        ("Evaluated", _date(report.get("created_at"))),
-    ]
-    duration, speed = (
-        as_float(report.get("duration_seconds")),
-        as_float(report.get("cases_per_second")),
-    )
-    if duration is not None:
-        meta.append(("Duration", f"{duration:.1f} s"))
-    if speed is not None:
-        meta.append(("Throughput", f"{speed:,.1f} cases/s"))
     previous = mapping_of(report.get("previous"))
-    if previous:
-        meta.append(
-            (
-                "Compared with",
-                f"v{esc(previous.get('version', '?'))} {_short(previous.get('artifact'))}",
-            )
-        )
+    duration = as_float(report.get("duration_seconds"))
+    speed = as_float(report.get("cases_per_second"))
+    path = dataset.get("path")
+    candidates = [
+        ("Kind", report.get("kind"), esc(report.get("kind"))),
+        ("Artifact", report.get("artifact"), _short(report.get("artifact"))),
+        ("Dataset", path, f'<span class="mono">{esc(path)}</span>'),
+        ("Rows", as_float(dataset.get("rows")), fmt(dataset.get("rows"))),
+        ("Dataset sha256", dataset.get("sha256"), _short(dataset.get("sha256"))),
+        ("Evaluated", report.get("created_at"), _date(report.get("created_at"))),
+        ("Duration", duration, f"{duration or 0:.1f} s"),
+        ("Throughput", speed, f"{speed or 0:,.1f} cases/s"),
+        (
+            "Compared with",
+            previous,
+            f"v{esc(previous.get('version', '?'))} {_short(previous.get('artifact'))}",
+        ),
+    ]
+    meta = [(label, shown) for label, raw, shown in candidates if raw not in (None, "", {})]
     items = "".join(f"<dt>{label}</dt><dd>{value}</dd>" for label, value in meta)
     links = "".join(f'<a href="#{anchor}">{esc(title)}</a>' for anchor, title in sections)
+    links = f"<nav>{links}</nav>" if len(sections) > 1 else ""
     return (
         f'<header class="top"><div><h1>{esc(report.get("task") or "Evaluation")}</h1>'
         f'<p class="sub">Evaluation report · version {esc(report.get("version", "—"))}</p>'
-        f'<dl class="meta">{items}</dl><nav>{links}</nav></div>'
+        f'<dl class="meta">{items}</dl>{links}</div>'
         f'<div class="verdict"><span class="badge {verdict[0]}">{verdict[1]}</span>'
         f"<p>{summary}</p></div></header>"
     )
@@ -185,7 +183,7 @@ def _lower_is_better(name: str, gates: Sequence[Mapping[str, Any]]) -> bool:
 def _diff(name: str, value: object, before: object, gates: Sequence[Mapping[str, Any]]) -> str:
     now, then = as_float(value), as_float(before)
     if now is None or then is None:
-        return '<span class="muted">—</span>'
+        return DASH
     delta = now - then
     if abs(delta) < 5e-4:
         return '<span class="flat">±0.000</span>'
@@ -211,13 +209,20 @@ def _metrics(report: Mapping[str, Any]) -> str:
         verdict = None if not gates else all(g.get("passed") is True for g in gates)
         rows.append(
             f"<tr{' class=failed' if verdict is False else ''}><td>{esc(name)}</td>"
-            f'<td class="num"><b>{fmt(value)}</b></td><td class="num">{rule or "—"}</td>'
-            f'<td class="num">{fmt(before.get(name))}</td>'
-            f'<td class="num">{_diff(name, value, before.get(name), gates)}</td>'
-            f"<td>{_pill(verdict)}</td></tr>"
+            f'<td class="num"><b>{fmt(value)}</b></td><td class="num">{rule or DASH}</td>'
+            + (
+                f'<td class="num">{fmt(before.get(name))}</td>'
+                f'<td class="num">{_diff(name, value, before.get(name), gates)}</td>'
+                if before
+                else ""
+            )
+            + f"<td>{_pill(verdict)}</td></tr>"
         )
-    head = ("Metric", "Value", "Gate", "Previous", "Change", "Status")
-    return _table(head, rows, numeric=(1, 2, 3, 4))
+    if before:
+        return _table(
+            ("Metric", "Value", "Gate", "Previous", "Change", "Status"), rows, (1, 2, 3, 4)
+        )
+    return _table(("Metric", "Value", "Gate", "Status"), rows, numeric=(1, 2))
 
 
 def _regression(report: Mapping[str, Any]) -> str:
