@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PROJECT ?= examples/support-desk
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve test lint typecheck unit lock bench clean
+.PHONY: install serve test lint typecheck unit gate lock bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,14 @@ typecheck: install
 unit: install
 	ORT_DISABLE_TELEMETRY=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/pytest
 
-test: lint typecheck unit
+# The examples' evaluation gates: CI fails when a shipped task misses its own gate.
+gate: install
+	$(BIN)/shipyard train --if-missing --project examples/support-desk
+	$(BIN)/shipyard eval ticket-triage --project examples/support-desk
+	$(BIN)/shipyard train --if-missing --project examples/assistant-intents
+	$(BIN)/shipyard eval route-request --project examples/assistant-intents
+
+test: lint typecheck unit gate
 
 # Re-resolve the pinned, hash-checked lock file after changing pyproject.toml.
 lock: install
@@ -37,6 +44,7 @@ lock: install
 
 bench: install
 	$(BIN)/python bench/overhead.py --project $(PROJECT)
+	$(BIN)/python bench/eval_speed.py --project $(PROJECT)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(PROJECT)/.shipyard
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache examples/*/.shipyard

@@ -52,31 +52,37 @@ model: {{provider: local, model: minilm-tfidf-logreg}}
 training: {{path: data/train.csv, input: {{text: text}}, label: category}}
 policy: {{roles: [caller, operator, admin], review_below: {review_below},
   review_labels: [pin_blocked]}}
+evaluation:
+  dataset: {{path: data/dev.csv, input: {{text: text}}, expected: {{label: category}}}}
+  gates: {{accuracy: "{accuracy_gate}"}}
+  max_drop: {{accuracy: 0.0}}
 """
 
 
 def write_tiny_project(directory: Path) -> Path:
-    """A project with two tasks on a BANKING77 slice: ``triage`` answers, ``triage-strict``
-    sends (almost) everything to review."""
+    """A project with two tasks on a BANKING77 slice (train and dev): ``triage`` answers,
+    ``triage-strict`` sends (almost) everything to review and fails its evaluation gate."""
     (directory / "tasks").mkdir(parents=True)
     (directory / "data").mkdir()
     (directory / "shipyard.yaml").write_text("name: tiny-desk\ndefault_tenant: default\n")
     (directory / "data" / "labels.json").write_text(json.dumps(TINY_LABELS))
-    counts = dict.fromkeys(TINY_LABELS, 0)
-    with (
-        (EXAMPLE / "data" / "train.csv").open(newline="") as source,
-        (directory / "data" / "train.csv").open("w", newline="") as target,
-    ):
-        writer = csv.writer(target)
-        writer.writerow(["text", "category"])
-        for row in csv.DictReader(source):
-            label = row["category"]
-            if label in counts and counts[label] < ROWS_PER_LABEL:
-                counts[label] += 1
-                writer.writerow([row["text"], label])
-    for name, review_below in (("triage", 0.2), ("triage-strict", 0.999)):
+    for split, per_label in (("train", ROWS_PER_LABEL), ("dev", 10)):
+        counts = dict.fromkeys(TINY_LABELS, 0)
+        with (
+            (EXAMPLE / "data" / f"{split}.csv").open(newline="") as source,
+            (directory / "data" / f"{split}.csv").open("w", newline="") as target,
+        ):
+            writer = csv.writer(target)
+            writer.writerow(["text", "category"])
+            for row in csv.DictReader(source):
+                label = row["category"]
+                if label in counts and counts[label] < per_label:
+                    counts[label] += 1
+                    writer.writerow([row["text"], label])
+    # triage-strict sends (almost) everything to review, and its accuracy gate cannot pass.
+    for name, review_below, gate in (("triage", 0.2, ">= 0.5"), ("triage-strict", 0.999, "> 1")):
         (directory / "tasks" / f"{name}.yaml").write_text(
-            TINY_SPEC.format(name=name, review_below=review_below)
+            TINY_SPEC.format(name=name, review_below=review_below, accuracy_gate=gate)
         )
     return directory
 
