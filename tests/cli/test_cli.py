@@ -8,26 +8,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from shipyard.cli.main import app
+from tests.cli.conftest import invoke
 from tests.conftest import TINY_LABELS
-
-runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def project(tiny_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("cli") / "project"
-    shutil.copytree(tiny_project, target)
-    result = runner.invoke(app, ["train", "--project", str(target)])
-    assert result.exit_code == 0, result.output
-    return target
-
-
-def invoke(project: Path, *args: str) -> tuple[int, str]:
-    result = runner.invoke(app, [*args, "--project", str(project)])
-    return result.exit_code, result.output
 
 
 def test_train_printed_the_artifact_and_audit_records_it(project: Path) -> None:

@@ -7,26 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from shipyard.cli.main import app
 from shipyard.spec import load_project
-
-runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def project(tiny_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("eval-cli") / "project"
-    shutil.copytree(tiny_project, target)
-    result = runner.invoke(app, ["train", "--project", str(target)])
-    assert result.exit_code == 0, result.output
-    return target
-
-
-def invoke(project: Path, *args: str) -> tuple[int, str]:
-    result = runner.invoke(app, [*args, "--project", str(project)])
-    return result.exit_code, result.output
+from tests.cli.conftest import invoke
 
 
 def test_eval_passes_and_writes_json_and_html(project: Path, tmp_path: Path) -> None:
