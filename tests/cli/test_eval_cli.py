@@ -43,6 +43,8 @@ def test_eval_exits_1_and_names_the_failed_gate(project: Path) -> None:
     [
         (["eval", "nope"], "no task"),
         (["eval", "triage", "--dataset", "/nonexistent.csv"], "not found"),
+        (["eval", "triage", "--dataset", "/tmp/[/x]/d.csv"], "[/x]"),
+        (["eval", "triage", "--json", "/no/such/folder/r.json"], "cannot write"),
     ],
 )
 def test_eval_usage_errors_exit_2(project: Path, args: list[str], message: str) -> None:

@@ -48,7 +48,7 @@ def test_chosen_threshold_meets_the_target(pairs: list[tuple[float, bool]], targ
         result = choose_threshold(confidences, correct, target)
     except TargetUnreachable:
         return
-    answered = [ok for c, ok in pairs if c >= result.threshold - 5e-5]
+    answered = [ok for c, ok in pairs if c >= result.threshold]
     assert sum(answered) / len(answered) >= target - 1e-9
 
 
@@ -94,3 +94,18 @@ def test_inline_policy_value_is_replaced(tmp_path: Path) -> None:
     path.write_text("policy: {roles: [caller], review_below: 0.2}\n")
     set_policy_value(path, "review_below", "0.61")
     assert path.read_text() == "policy: {roles: [caller], review_below: 0.61}\n"
+
+
+def test_threshold_is_short_but_selects_exactly_the_chosen_cases() -> None:
+    # A tiny lower confidence must not slip under a threshold rounded down to 0.0.
+    result = choose_threshold([1.0, 1.0, 1.0, 1e-200, 0.0], [True, True, True, False, False], 0.75)
+    assert 0.0 < result.threshold <= 1e-200 or result.threshold == 1.0
+    confidences = [0.91234, 0.8, 0.5]
+    assert choose_threshold(confidences, [True, True, False], 0.9).threshold == 0.8
+
+
+def test_empty_value_gets_the_space_yaml_needs(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text("policy:\n  review_below:\n  roles: [caller]\n")
+    set_policy_value(path, "review_below", "0.61")
+    assert yaml.safe_load(path.read_text())["policy"] == {"review_below": 0.61, "roles": ["caller"]}

@@ -60,6 +60,10 @@ def test_regression_against_the_previous_evaluation(trained_container: Container
     third = trained_container.evaluations.evaluate("triage", actor="tests")
     assert third["regression"][0]["passed"] is False
     assert third["passed"] is False
+    # A failed evaluation never becomes the baseline: running again does not "pass".
+    fourth = trained_container.evaluations.evaluate("triage", actor="tests")
+    assert fourth["previous"]["id"] == second["id"]
+    assert fourth["passed"] is False
 
 
 def test_evaluations_are_stored_listed_and_audited(trained_container: Container) -> None:
@@ -116,3 +120,39 @@ def test_evaluations_api(
     assert "cases" not in first
     assert client.get("/v1/tasks/nope/evaluations", headers=tenant.auth()).status_code == 404
     assert client.get("/v1/tasks/triage/evaluations").status_code == 401
+
+
+def test_coverage_counts_review_labels_as_not_answered(trained_container: Container) -> None:
+    report = trained_container.evaluations.evaluate("triage", actor="tests")
+    cases = report["cases"]
+    answered = [
+        c for c in cases if c["confidence"] >= 0.2 and c["output"]["label"] != "pin_blocked"
+    ]
+    assert any(c["output"]["label"] == "pin_blocked" for c in cases)
+    assert report["metrics"]["coverage"] == pytest.approx(len(answered) / len(cases))
+    accuracy = sum(c["correct"] for c in answered) / len(answered)
+    assert report["metrics"]["selective_accuracy"] == pytest.approx(accuracy)
+
+
+def test_unknown_expected_labels_are_bad_rows(trained_container: Container, tmp_path: Path) -> None:
+    data = tmp_path / "typo.csv"
+    data.write_text("text,category\nwhere is my card,card_arrival\nmy pin,pin_blokced\n")
+    with pytest.raises(DataInvalid) as caught:
+        trained_container.evaluations.evaluate("triage", dataset=data, actor="tests")
+    assert [(p.field, p.line) for p in caught.value.problems] == [("label", 3)]
+
+
+def test_a_max_drop_on_an_unknown_metric_is_refused_before_predicting(
+    trained_container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = trained_container.project.tasks["triage"]
+    assert spec.evaluation is not None
+    typo = spec.evaluation.model_copy(update={"max_drop": {"acuracy": 0.01}})
+    monkeypatch.setitem(
+        trained_container.project.tasks,  # type: ignore[index]
+        "triage",
+        spec.model_copy(update={"evaluation": typo}),
+    )
+    monkeypatch.setattr(trained_container.runtime, "runner", None)  # must not be reached
+    with pytest.raises(InvalidInput, match=r"max_drop\.acuracy"):
+        trained_container.evaluations.evaluate("triage", actor="tests")

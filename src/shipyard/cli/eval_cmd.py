@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -74,6 +75,10 @@ def eval_command(
     """Evaluate a task on its dataset; exit 1 when a gate or the regression check fails."""
     from shipyard.evaluation.report_html import render_html
 
+    for target in (json_out, html_out):
+        # Checked before the evaluation runs and is stored, not after.
+        if target is not None and (target.is_dir() or not target.parent.is_dir()):
+            raise fail(f"cannot write {target}: not a file in an existing folder")
     container = open_container(project)
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -93,7 +98,7 @@ def eval_command(
 
         report = container.evaluations.evaluate(task, dataset=dataset, progress=advance)
     console.print(
-        f"[bold]{report['task']}[/] v{report['version']} on {report['dataset']['path']} "
+        f"[bold]{report['task']}[/] v{report['version']} on {escape(report['dataset']['path'])} "
         f"({report['dataset']['rows']} cases, {report['cases_per_second']} cases/s)"
     )
     console.print(_summary_table(report))
@@ -141,7 +146,7 @@ def evals_command(
             row["task"],
             str(row["version"]),
             (row["artifact"] or "-")[:12],
-            row["dataset"]["path"],
+            escape(row["dataset"]["path"]),
             str(row["dataset"]["rows"]),
             metrics,
             "[green]pass[/]" if row["passed"] else "[red]FAIL[/]",
@@ -163,6 +168,8 @@ def calibrate_command(
         raise fail(str(exc), EXIT_FAILED) from None
     except ShipyardError as exc:
         raise fail(str(exc)) from None
+    except OSError as exc:  # the spec file could not be rewritten
+        raise fail(f"{exc.filename}: {exc.strerror}") from None
     where = "" if dry_run else f" and wrote it to {container.project.sources[task]}"
     console.print(
         f"review_below = {result.threshold}{where}: expected coverage {result.coverage:.1%} "

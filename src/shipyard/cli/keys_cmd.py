@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Column, Table
 
 from shipyard.access.roles import parse_roles
@@ -90,7 +91,7 @@ def list_keys(
         table.add_row(
             key.id,
             tenants.get(key.tenant_id, "?"),
-            key.name,
+            escape(key.name),
             ",".join(key.roles),
             f"{key.created_at:%Y-%m-%d %H:%M}",
             f"{key.expires_at:%Y-%m-%d %H:%M}" if key.expires_at else "-",

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from sqlalchemy.exc import SQLAlchemyError
 
 from shipyard.access.principal import Principal
@@ -69,7 +70,9 @@ def serve(
                 try:
                     train_tasks(container, [task])
                 except ShipyardError as exc:
-                    errors.print(f"[red]not serving {task}:[/red] {exc}", highlight=False)
+                    errors.print(
+                        f"[red]not serving {task}:[/red] {escape(str(exc))}", highlight=False
+                    )
         tenant = container.project.config.default_tenant
         if not any(
             Role.ADMIN.value in key.roles and key.revoked_at is None

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from shipyard.errors import DataInvalid, FieldProblem
 from shipyard.evaluation.metrics import classify_metrics
 from shipyard.spec import TaskSpec
 
@@ -37,7 +38,7 @@ Scorer = Callable[[TaskSpec, Sequence[CaseResult]], tuple[dict[str, float], dict
 
 
 def _classify_correct(expected: dict[str, Any], output: dict[str, Any]) -> bool:
-    return bool(expected.get("label") == output.get("label"))
+    return str(expected.get("label")) == str(output.get("label"))
 
 
 def _score_classify(
@@ -45,25 +46,61 @@ def _score_classify(
 ) -> tuple[dict[str, float], dict[str, Any]]:
     oos = spec.evaluation.out_of_scope_label if spec.evaluation else None
     labels = list(spec.output["label"].values or [])
-    expected = [str(case.expected["label"]) for case in cases]
     if oos is not None and oos not in labels:
         labels.append(oos)
-    return classify_metrics(
+    expected = [str(case.expected["label"]) for case in cases]
+    unknown = [
+        FieldProblem("label", f"{label!r} is not one of the task's labels", line=case.line)
+        for case, label in zip(cases, expected, strict=True)
+        if label not in labels
+    ]
+    if unknown:
+        raise DataInvalid(f"{len(unknown)} row(s) expect unknown labels", unknown[:20])
+    predicted = [str(case.output.get("label")) for case in cases]
+    confidences = [float(case.confidence or 0.0) for case in cases]
+    threshold = spec.policy.review_below
+    metrics, details = classify_metrics(
         expected,
-        [str(case.output.get("label")) for case in cases],
-        [float(case.confidence or 0.0) for case in cases],
+        predicted,
+        confidences,
         labels=labels,
-        review_threshold=spec.policy.review_below,
+        review_threshold=threshold,
         oos_label=oos,
     )
+    if threshold is not None and spec.policy.review_labels:
+        # Review labels always go to a person: they are never "answered automatically".
+        routed = [
+            conf if label not in spec.policy.review_labels else -1.0
+            for conf, label in zip(confidences, predicted, strict=True)
+        ]
+        answered = [i for i, conf in enumerate(routed) if conf >= threshold]
+        metrics["coverage"] = len(answered) / len(cases)
+        if answered:
+            metrics["selective_accuracy"] = sum(
+                expected[i] == predicted[i] for i in answered
+            ) / len(answered)
+        else:
+            metrics.pop("selective_accuracy", None)
+    return metrics, details
+
+
+def _classify_metric_names(spec: TaskSpec) -> frozenset[str]:
+    names = {"accuracy", "macro_f1", "ece"}
+    if spec.policy.review_below is not None:
+        names |= {"coverage", "selective_accuracy"}
+    if spec.evaluation is not None and spec.evaluation.out_of_scope_label is not None:
+        names |= {"in_scope_accuracy", "oos_recall", "oos_precision", "oos_f1"}
+    return frozenset(names)
 
 
 @dataclass(frozen=True)
 class KindScoring:
     correct: Callable[[dict[str, Any], dict[str, Any]], bool]
     score: Scorer
+    # The metrics this kind can report for a spec (some may be undefined on a dataset).
+    metric_names: Callable[[TaskSpec], frozenset[str]]
 
 
 SCORING: dict[str, KindScoring] = {
-    "classify": KindScoring(_classify_correct, _score_classify),
+    "classify": KindScoring(_classify_correct, _score_classify, _classify_metric_names),
 }

@@ -3,6 +3,7 @@ the evaluation data (which would make the evaluation optimistic)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -44,19 +45,32 @@ def choose_threshold(
     hits = 0
     for answered, (confidence, ok) in enumerate(pairs, start=1):
         hits += ok
+        next_lower = pairs[answered][0] if answered < len(pairs) else None
         # Only cut between distinct confidences: equal scores are answered together.
-        if answered < len(pairs) and pairs[answered][0] == confidence:
+        if next_lower == confidence:
             continue
         accuracy = hits / answered
         best_accuracy = max(best_accuracy, accuracy)
         if accuracy >= target_accuracy:
-            best = Calibration(round(confidence, 4), answered / len(pairs), accuracy, len(pairs))
+            threshold = _short_threshold(confidence, next_lower)
+            best = Calibration(threshold, answered / len(pairs), accuracy, len(pairs))
     if best is None:
         raise TargetUnreachable(
             f"no threshold reaches accuracy {target_accuracy:.3f} on the training data's "
             f"out-of-fold predictions (best {best_accuracy:.3f})"
         )
     return best
+
+
+def _short_threshold(confidence: float, next_lower: float | None) -> float:
+    """The shortest decimal that still answers ``confidence`` and not ``next_lower``: a
+    threshold readable in the spec that selects exactly the intended cases."""
+    for digits in range(2, 18):
+        scale = 10.0**digits
+        candidate = math.floor(confidence * scale) / scale
+        if next_lower is None or candidate > next_lower:
+            return candidate
+    return confidence
 
 
 class CalibrationService:

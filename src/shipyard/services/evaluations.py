@@ -25,23 +25,35 @@ BATCH = 64
 CaseProgress = Callable[[int, int], None]
 
 
+def _check_metric_names(spec: TaskSpec) -> None:
+    """Gate and max_drop names must be metrics this kind reports: a typo must not silently
+    switch a check off. Checked before any prediction is made."""
+    assert spec.evaluation is not None
+    known = SCORING[spec.kind].metric_names(spec)
+    sections = (("gates", spec.evaluation.gates), ("max_drop", spec.evaluation.max_drop))
+    for section, names in sections:
+        for name in names:
+            if name not in known:
+                raise InvalidInput(
+                    f"evaluation.{section}.{name}: no such metric for this task; "
+                    f"available: {', '.join(sorted(known))}"
+                )
+
+
 def _gates(spec: TaskSpec, metrics: dict[str, float]) -> list[dict[str, Any]]:
     assert spec.evaluation is not None
     results = []
     for metric, threshold in spec.evaluation.thresholds.items():
-        if metric not in metrics:
-            available = ", ".join(sorted(metrics))
-            raise InvalidInput(
-                f"gate {metric!r} names no metric of kind {spec.kind}; available: {available}"
-            )
-        value = metrics[metric]
+        # A known metric can be undefined on this data (no out-of-scope rows, nothing
+        # answered): the gate cannot be shown to hold, so it fails.
+        value = metrics.get(metric)
         results.append(
             {
                 "metric": metric,
                 "op": threshold.op,
                 "threshold": threshold.value,
                 "value": value,
-                "passed": threshold.passes(value),
+                "passed": value is not None and threshold.passes(value),
             }
         )
     return results
@@ -110,6 +122,7 @@ class EvaluationService:
     ) -> dict[str, Any]:
         spec = self._spec(task)
         assert spec.evaluation is not None
+        _check_metric_names(spec)
         mapping = spec.evaluation.dataset
         path = dataset if dataset is not None else self._project.path(mapping.path)
         examples = read_examples(path, mapping.input, mapping.expected)
@@ -135,7 +148,11 @@ class EvaluationService:
         dataset_sha = file_sha256(path)
         gates = _gates(spec, metrics)
         with self._sessions() as session:
-            previous = EvaluationRepository(session).latest(task, dataset_sha256=dataset_sha)
+            # The baseline is the last evaluation that passed: a failed one must not become
+            # the bar that the next run is compared with (re-running would then "pass").
+            previous = EvaluationRepository(session).latest(
+                task, dataset_sha256=dataset_sha, passed_only=True
+            )
         regression = _regression(spec, metrics, previous)
         passed = all(g["passed"] for g in gates) and all(r["passed"] for r in regression)
         shown_path = str(path if dataset is not None else mapping.path)

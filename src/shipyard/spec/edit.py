@@ -32,7 +32,8 @@ def set_policy_value(path: Path, key: str, value: str) -> None:
         existing = _mapping_value(policy_node, key)
         if existing is not None:
             start, end = existing[1].start_mark.index, existing[1].end_mark.index
-            text = text[:start] + value + text[end:]
+            # An empty value (`key:`) has no characters of its own; keep the space YAML needs.
+            text = text[:start] + (value if end > start else " " + value) + text[end:]
         elif isinstance(policy_node, yaml.MappingNode) and not policy_node.flow_style:
             first_key = policy_node.value[0][0] if policy_node.value else None
             indent = first_key.start_mark.column if first_key is not None else 2
@@ -45,4 +46,12 @@ def set_policy_value(path: Path, key: str, value: str) -> None:
                 f"{path}:{policy_key.start_mark.line + 1}: policy is written inline; "
                 f"add `{key}: {value}` to it by hand"
             )
-    path.write_text(text, encoding="utf-8")
+    try:
+        yaml.safe_load(text)
+    except yaml.YAMLError as exc:  # never leave a broken spec behind
+        raise SpecInvalid(
+            f"{path}: could not set policy.{key} safely ({exc}); edit it by hand"
+        ) from None
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(text, encoding="utf-8")
+    temp.replace(path)

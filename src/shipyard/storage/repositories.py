@@ -138,8 +138,12 @@ class EvaluationRepository:
     def add(self, evaluation: Evaluation) -> None:
         self._session.add(evaluation)
 
-    def latest(self, task: str, *, dataset_sha256: str | None = None) -> Evaluation | None:
+    def latest(
+        self, task: str, *, dataset_sha256: str | None = None, passed_only: bool = False
+    ) -> Evaluation | None:
         query = select(Evaluation).where(Evaluation.task == task)
+        if passed_only:
+            query = query.where(Evaluation.passed.is_(True))
         if dataset_sha256 is not None:
             query = query.where(Evaluation.dataset_sha256 == dataset_sha256)
         query = query.order_by(Evaluation.created_at.desc(), Evaluation.id.desc()).limit(1)
