@@ -117,3 +117,51 @@ def test_unusual_text_is_stored_or_refused_cleanly(
     if response.status_code == 201:
         stored = client.get(f"/v1/runs/{response.json()['id']}", headers=tenant.auth())
         assert stored.json()["input"]["text"] == text
+
+
+class _FaultyRunner:
+    """Stands in for a model that crashes (a fault we cannot trigger in the real model)."""
+
+    model_name = "local/broken"
+    artifact = None
+
+    def run(self, inputs: object) -> object:
+        raise RuntimeError("segfault-like model failure")
+
+    def run_many(self, batch: object) -> object:
+        raise RuntimeError("segfault-like model failure")
+
+
+def test_a_model_fault_is_a_503_and_the_run_is_kept_as_failed(
+    client: TestClient, tenant: TenantKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = client.app.state.container.runtime  # type: ignore[attr-defined]
+    monkeypatch.setitem(runtime._runners, "triage", _FaultyRunner())
+    response = client.post(RUNS, json={"input": {"text": "card?"}}, headers=tenant.auth())
+    assert response.status_code == 503
+    assert problem(response)["type"].endswith("/run-failed")
+    assert "segfault" not in response.text
+    failed = client.get("/v1/runs", params={"status": "failed"}, headers=tenant.auth()).json()
+    assert len(failed["items"]) == 1
+    assert failed["items"][0]["error"] == "RuntimeError"
+    assert failed["items"][0]["input"] == {"text": "card?"}
+
+
+def test_an_unexpected_error_is_a_500_problem_carrying_the_request_id(
+    client: TestClient, tenant: TenantKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = client.app.state.container.runs  # type: ignore[attr-defined]
+
+    def explode(*_args: object, **_kwargs: object) -> None:
+        raise KeyError("internal detail")
+
+    monkeypatch.setattr(runs, "create", explode)
+    response = client.post(
+        RUNS, json={"input": {"text": "x"}}, headers={**tenant.auth(), "X-Request-ID": "trace-me-1"}
+    )
+    assert response.status_code == 500
+    body = problem(response)
+    assert body["request_id"] == "trace-me-1"
+    assert response.headers["x-request-id"] == "trace-me-1"
+    assert "internal detail" not in response.text
+    assert "Traceback" not in response.text
