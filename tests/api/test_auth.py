@@ -84,7 +84,7 @@ def test_keys_are_stored_only_as_keyed_hashes(
     trained_container: Container, tenant: TenantKeys
 ) -> None:
     token = tenant.tokens["admin"]
-    secret_part = token.rsplit("_", 1)[1]
+    secret_part = token.split("_", 2)[2]
     with trained_container.sessions() as session:
         key = session.execute(
             select(ApiKey).where(ApiKey.id == tenant.key_ids["admin"])
