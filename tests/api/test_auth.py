@@ -119,3 +119,8 @@ def test_last_used_time_is_recorded(
     keys = {k.id: k for k in trained_container.access.keys(tenant.slug)}
     assert keys[tenant.key_ids["reviewer"]].last_used_at is not None
     assert keys[tenant.key_ids["operator"]].last_used_at is None
+
+
+def test_no_key_is_401_even_with_an_invalid_body(client: TestClient) -> None:
+    response = client.post(RUNS, json={"input": {"wrong": 1}})
+    assert response.status_code == 401

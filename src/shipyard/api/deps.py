@@ -20,14 +20,25 @@ async def container(request: Request) -> Container:
     return value
 
 
-def principal(
-    request: Request,
+async def bearer_credentials(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
+) -> HTTPAuthorizationCredentials:
+    """A missing key is refused at once, on the event loop (no database, no thread)."""
     if credentials is None or not credentials.credentials:
         raise Unauthenticated("missing API key: send `Authorization: Bearer <key>`")
-    found: Container = request.app.state.container
+    return credentials
+
+
+CredentialsDep = Annotated[HTTPAuthorizationCredentials, Depends(bearer_credentials)]
+
+
+def authenticate(found: Container, credentials: HTTPAuthorizationCredentials) -> Principal:
+    """Blocking (one database read): call it from a worker thread."""
     return found.access.authenticate(credentials.credentials)
+
+
+def principal(request: Request, credentials: CredentialsDep) -> Principal:
+    return authenticate(request.app.state.container, credentials)
 
 
 ContainerDep = Annotated[Container, Depends(container)]
