@@ -92,9 +92,7 @@ class EvaluationService:
         self._runtime = runtime
 
     def _spec(self, task: str) -> TaskSpec:
-        spec = self._project.tasks.get(task)
-        if spec is None:
-            raise NotFound(f"no task {task!r}")
+        spec = self._project.task(task)
         if spec.evaluation is None:
             raise InvalidInput(f"task {task} has no `evaluation` block in its spec")
         if spec.kind not in SCORING:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shipyard.errors import InvalidInput, NotFound
+from shipyard.errors import InvalidInput
 from shipyard.evaluation.datasets import file_sha256, read_examples
 from shipyard.governance import audit
 from shipyard.kinds.base import KindRegistry, Progress
@@ -41,12 +41,6 @@ class TrainingService:
         self._kinds = kinds
         self._store = store
 
-    def _spec(self, task: str) -> TaskSpec:
-        spec = self._project.tasks.get(task)
-        if spec is None:
-            raise NotFound(f"no task {task!r} in project {self._project.config.name!r}")
-        return spec
-
     def _training_file(self, spec: TaskSpec) -> Path:
         if spec.training is None:
             raise InvalidInput(f"task {spec.name} declares no training data")
@@ -54,7 +48,7 @@ class TrainingService:
 
     def is_trained(self, task: str) -> bool:
         """True when an artifact exists for this version trained on the current data file."""
-        spec = self._spec(task)
+        spec = self._project.task(task)
         if not self._kinds.get(spec.kind).needs_training:
             return True
         data_hash = file_sha256(self._training_file(spec))
@@ -66,7 +60,7 @@ class TrainingService:
         return [name for name in self._project.tasks if not self.is_trained(name)]
 
     def train(self, task: str, *, actor: str, progress: Progress | None = None) -> TrainingOutcome:
-        spec = self._spec(task)
+        spec = self._project.task(task)
         kind = self._kinds.get(spec.kind)
         if spec.training is None:
             raise InvalidInput(f"task {spec.name} declares no training data")
