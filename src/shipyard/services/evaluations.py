@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shipyard.errors import InvalidInput, NotFound
+from shipyard.errors import InvalidInput
 from shipyard.evaluation.datasets import file_sha256, read_examples
 from shipyard.evaluation.scoring import LOWER_IS_BETTER, SCORING, CaseResult
 from shipyard.governance import audit
@@ -220,8 +220,8 @@ class EvaluationService:
             EvaluationRepository(session).add(row)
 
     def list(self, task: str | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
-        if task is not None and task not in self._project.tasks:
-            raise NotFound(f"no task {task!r}")
+        if task is not None:
+            self._project.task(task)  # NotFound for an unknown task
         with self._sessions() as session:
             rows = EvaluationRepository(session).for_task(task, limit=limit)
         return [_summary(row) for row in rows]

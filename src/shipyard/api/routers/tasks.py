@@ -3,6 +3,7 @@ so the OpenAPI document shows each task's own input and output schema."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -29,8 +30,8 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _summary(container: ContainerDep, spec: TaskSpec) -> dict[str, Any]:
-    status = container.runtime.readiness().get(spec.name, "not loaded")
+def _summary(spec: TaskSpec, readiness: Mapping[str, str]) -> dict[str, Any]:
+    status = readiness.get(spec.name, "not loaded")
     return {
         "name": spec.name,
         "version": spec.version,
@@ -108,8 +109,9 @@ def build_router(project: Project) -> APIRouter:
         summary="Tasks this project serves",
     )
     def list_tasks(principal: PrincipalDep, container: ContainerDep) -> list[dict[str, Any]]:
+        readiness = container.runtime.readiness()  # once, not once per task
         return [
-            _summary(container, container.runs.spec_for(principal, name)) for name in project.tasks
+            _summary(container.runs.spec_for(principal, name), readiness) for name in project.tasks
         ]
 
     @router.get(
@@ -122,7 +124,7 @@ def build_router(project: Project) -> APIRouter:
     def get_task(task: str, principal: PrincipalDep, container: ContainerDep) -> dict[str, Any]:
         spec = container.runs.spec_for(principal, task)
         return {
-            **_summary(container, spec),
+            **_summary(spec, container.runtime.readiness()),
             "spec": spec.model_dump(mode="json", exclude_none=True),
             "input_schema": input_model(spec).model_json_schema(),
             "output_schema": output_model(spec).model_json_schema(),
