@@ -58,6 +58,23 @@ evaluation:
   max_drop: {{accuracy: 0.0}}
 """
 
+ASK_SPEC = """\
+name: ask
+version: 1
+description: Answer questions from the handbook collection with citations (test project).
+owner: tests@example.com
+kind: answer
+input:
+  question: {type: string, min_length: 1, max_length: 300}
+output:
+  answer: {type: string}
+  answerable: {type: boolean}
+  citations: {type: citations, max_items: 5}
+  confidence: {type: number}
+model: {provider: local, model: extractive-minilm-hybrid}
+knowledge: {collections: [handbook], top_k: 5}
+"""
+
 
 def write_tiny_project(directory: Path) -> Path:
     """A project with two tasks on a BANKING77 slice (train and dev): ``triage`` answers,
@@ -84,6 +101,7 @@ def write_tiny_project(directory: Path) -> Path:
         (directory / "tasks" / f"{name}.yaml").write_text(
             TINY_SPEC.format(name=name, review_below=review_below, accuracy_gate=gate)
         )
+    (directory / "tasks" / "ask.yaml").write_text(ASK_SPEC)
     return directory
 
 
@@ -150,7 +168,7 @@ def trained_container(
     container = make_container(
         tiny_project, tmp_path_factory.mktemp(f"state-{backend}"), fresh_database(backend)
     )
-    for task in container.project.tasks:
+    for task in container.training.untrained_tasks():
         container.training.train(task, actor="tests")
     yield container
     container.close()

@@ -12,8 +12,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import Engine
 
 from shipyard.errors import ConfigError
-from shipyard.kinds.base import KindRegistry
+from shipyard.kinds.answer import AnswerKind
+from shipyard.kinds.base import KindRegistry, RunContext
 from shipyard.kinds.classify import ClassifyKind
+from shipyard.knowledge.blobs import BlobStore
+from shipyard.knowledge.index import KnowledgeIndex
+from shipyard.knowledge.indexes import make_index
+from shipyard.knowledge.types import Passage
 from shipyard.observability.metrics import Metrics
 from shipyard.observability.tracing import make_tracer_provider
 from shipyard.providers.local import ArtifactStore, MiniLMEmbedder
@@ -21,11 +26,13 @@ from shipyard.services.access import AccessService
 from shipyard.services.audit import AuditService
 from shipyard.services.calibration import CalibrationService
 from shipyard.services.evaluations import EvaluationService
+from shipyard.services.ingestion import IngestionService
+from shipyard.services.knowledge import KnowledgeService
 from shipyard.services.runs import RunService
 from shipyard.services.runtime import TaskRuntime
 from shipyard.services.training import TrainingService
 from shipyard.settings import MIN_SECRET_KEY_LENGTH, Settings
-from shipyard.spec import Project, load_project
+from shipyard.spec import KnowledgeSpec, Project, load_project
 from shipyard.storage import migrate
 from shipyard.storage.db import SessionFactory, make_engine, make_session_factory
 
@@ -93,7 +100,42 @@ class Container:
     def kinds(self) -> KindRegistry:
         registry = KindRegistry()
         registry.register(ClassifyKind(self.embedder))
+        registry.register(AnswerKind(self._retrieve_for_run, self.embedder))
         return registry
+
+    def _retrieve_for_run(
+        self, context: RunContext, knowledge: KnowledgeSpec, question: str
+    ) -> list[Passage]:
+        return self.knowledge.retrieve(
+            context.tenant_id,
+            context.groups,
+            knowledge.collections,
+            question,
+            k=knowledge.top_k,
+            candidates=knowledge.candidates,
+        )
+
+    @cached_property
+    def knowledge_index(self) -> KnowledgeIndex:
+        return make_index(self.engine)
+
+    @cached_property
+    def blobs(self) -> BlobStore:
+        return BlobStore(self.settings.state_dir / "blobs")
+
+    @cached_property
+    def knowledge(self) -> KnowledgeService:
+        return KnowledgeService(self.sessions, self.knowledge_index, self.blobs, self.embedder)
+
+    @cached_property
+    def ingestion(self) -> IngestionService:
+        return IngestionService(
+            self.sessions,
+            self.knowledge_index,
+            self.blobs,
+            self.embedder,
+            max_document_bytes=self.settings.max_document_bytes,
+        )
 
     @cached_property
     def artifacts(self) -> ArtifactStore:

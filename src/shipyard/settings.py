@@ -35,6 +35,23 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     max_request_bytes: int = Field(default=1_048_576, ge=1024)
+    max_upload_bytes: int = Field(
+        default=50 * 1_048_576, ge=1024, description="Largest document upload request"
+    )
+    max_document_bytes: int = Field(
+        default=20 * 1_048_576, ge=1024, description="Largest single document accepted"
+    )
+    jobs: Literal["inprocess", "celery"] = Field(
+        default="inprocess", description="Where background jobs run: in the API process or Celery"
+    )
+    broker_url: str | None = Field(
+        default=None, description="Celery broker, e.g. redis://localhost:6379/0 or amqp://..."
+    )
+    broker_visibility_timeout: int = Field(
+        default=3600,
+        ge=1,
+        description="Redis broker: seconds before an unacknowledged job is handed out again",
+    )
     log_level: str = "INFO"
     log_json: bool = True
     otel_exporter: Literal["none", "console", "otlp"] = "none"

@@ -134,7 +134,7 @@ def test_unknown_task_is_404_problem(client: TestClient, tenant: TenantKeys) -> 
 
 def test_tasks_list_and_detail_show_typed_schemas(client: TestClient, tenant: TenantKeys) -> None:
     tasks = client.get("/v1/tasks", headers=tenant.auth("reviewer")).json()
-    assert {t["name"] for t in tasks} == {"triage", "triage-strict"}
+    assert {t["name"] for t in tasks} == {"triage", "triage-strict", "ask"}
     assert all(t["ready"] for t in tasks)
     detail = client.get("/v1/tasks/triage", headers=tenant.auth()).json()
     assert detail["input_schema"]["properties"]["text"]["maxLength"] == 500

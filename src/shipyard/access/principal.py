@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shipyard.access.roles import Role
 
@@ -14,6 +14,8 @@ class Principal:
     key_id: str | None
     name: str
     roles: frozenset[Role]
+    # Knowledge access groups; "everyone" is always implied (see knowledge.types.EVERYONE).
+    groups: frozenset[str] = field(default=frozenset())
 
     @property
     def actor(self) -> str:

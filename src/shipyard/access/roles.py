@@ -20,13 +20,31 @@ class Operation(StrEnum):
     TASK_RUN = "task:run"
     RUN_READ_OWN = "run:read-own"  # runs created with the same key
     RUN_READ_ALL = "run:read-all"  # every run of the tenant
+    KNOWLEDGE_READ = "knowledge:read"  # list collections/documents, search (groups apply)
+    KNOWLEDGE_WRITE = "knowledge:write"  # create collections, ingest, delete documents
+    JOB_READ = "job:read"
 
 
 PERMISSIONS: dict[Role, frozenset[Operation]] = {
     Role.ADMIN: frozenset(Operation),
     Role.OPERATOR: frozenset(Operation),
-    Role.REVIEWER: frozenset({Operation.TASK_READ, Operation.RUN_READ_OWN, Operation.RUN_READ_ALL}),
-    Role.CALLER: frozenset({Operation.TASK_READ, Operation.TASK_RUN, Operation.RUN_READ_OWN}),
+    Role.REVIEWER: frozenset(
+        {
+            Operation.TASK_READ,
+            Operation.RUN_READ_OWN,
+            Operation.RUN_READ_ALL,
+            Operation.KNOWLEDGE_READ,
+            Operation.JOB_READ,
+        }
+    ),
+    Role.CALLER: frozenset(
+        {
+            Operation.TASK_READ,
+            Operation.TASK_RUN,
+            Operation.RUN_READ_OWN,
+            Operation.KNOWLEDGE_READ,
+        }
+    ),
 }
 
 

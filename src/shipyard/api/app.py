@@ -10,19 +10,29 @@ from fastapi import FastAPI
 from shipyard import __version__
 from shipyard.api import problems
 from shipyard.api.middleware import RequestMiddleware
-from shipyard.api.routers import evaluations, health, runs, tasks
+from shipyard.api.routers import evaluations, health, knowledge, runs, tasks
 from shipyard.bootstrap import Container
+from shipyard.jobs.setup import make_runner
 
 
-def create_app(container: Container, *, load_models: bool = True) -> FastAPI:
-    """Build the app for ``container``; models load at start-up unless told otherwise."""
+def create_app(container: Container, *, load_models: bool = True, run_jobs: bool = True) -> FastAPI:
+    """Build the app for ``container``; models load and the job runner starts (resuming
+    accepted work) at start-up unless told otherwise."""
     project = container.project
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if load_models:
             container.runtime.load_all()
-        yield
+        runner = make_runner(container) if run_jobs else None
+        if runner is not None:
+            runner.start()
+        app.state.jobs = runner
+        try:
+            yield
+        finally:
+            if runner is not None:
+                runner.stop()
 
     app = FastAPI(
         title=f"Shipyard: {project.config.name}",
@@ -37,9 +47,11 @@ def create_app(container: Container, *, load_models: bool = True) -> FastAPI:
     app.include_router(tasks.build_router(project))
     app.include_router(runs.router)
     app.include_router(evaluations.router)
+    app.include_router(knowledge.router)
     app.add_middleware(
         RequestMiddleware,
         max_body=container.settings.max_request_bytes,
+        max_upload_body=container.settings.max_upload_bytes,
         metrics=container.metrics,
         tracer=container.tracer_provider.get_tracer("shipyard.http"),
         trust_traceparent=container.settings.trust_traceparent,

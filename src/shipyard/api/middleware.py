@@ -24,6 +24,7 @@ from shipyard.observability.metrics import Metrics
 
 log = logging.getLogger("shipyard.http")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_UPLOAD_PATH = re.compile(r"^/v1/collections/[^/]+/documents/?$")
 
 
 class RequestMiddleware:
@@ -32,12 +33,15 @@ class RequestMiddleware:
         app: ASGIApp,
         *,
         max_body: int,
+        max_upload_body: int | None = None,
         metrics: Metrics,
         tracer: Tracer,
         trust_traceparent: bool = False,
     ) -> None:
         self.app = app
         self.max_body = max_body
+        # Document uploads are the one place a large body is expected.
+        self.max_upload_body = max(max_upload_body or max_body, max_body)
         self.metrics = metrics
         self.tracer = tracer
         # An untrusted client must not choose the trace id stored with its runs.
@@ -108,10 +112,15 @@ class RequestMiddleware:
     async def _handle(
         self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], request_id: str
     ) -> None:
+        limit = (
+            self.max_upload_body
+            if scope["method"] == "POST" and _UPLOAD_PATH.match(scope["path"])
+            else self.max_body
+        )
         declared = headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
             code = 413 if declared.isdigit() else 400
-            await self._reject(send, request_id, scope["path"], code)
+            await self._reject(send, request_id, scope["path"], code, limit)
             return
         received = 0
 
@@ -120,16 +129,16 @@ class RequestMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body:
+                if received > limit:
                     # An HTTPException passes through FastAPI's body parsing unchanged.
-                    raise HTTPException(413, f"request body exceeds {self.max_body} bytes")
+                    raise HTTPException(413, f"request body exceeds {limit} bytes")
             return message
 
         await self.app(scope, limited_receive, send)
 
-    async def _reject(self, send: Send, request_id: str, path: str, code: int) -> None:
+    async def _reject(self, send: Send, request_id: str, path: str, code: int, limit: int) -> None:
         if code == 413:
-            problem = PayloadTooLarge(f"request body exceeds {self.max_body} bytes")
+            problem = PayloadTooLarge(f"request body exceeds {limit} bytes")
             await self._send_problem(
                 send, 413, problem.slug, problem.title, problem.detail, path, request_id
             )

@@ -27,6 +27,10 @@ class RunOut(BaseModel):
     latency_ms: float
     model_latency_ms: float | None = None
     error: str | None = None
+    flags: list[str] = Field(
+        default=[],
+        description="Warnings about the run, e.g. 'injection' (retrieved text tried to instruct)",
+    )
     trace_id: str | None = None
     request_id: str | None = None
     created_at: datetime

@@ -40,6 +40,9 @@ def create(
     ],
     tenant: Annotated[str | None, typer.Option(help="Tenant slug (default: project's)")] = None,
     expires_in: Annotated[str | None, typer.Option(help="Lifetime, e.g. 90d, 12h")] = None,
+    groups: Annotated[
+        str, typer.Option(help="Knowledge access groups, comma-separated, e.g. hr,finance")
+    ] = "",
     project: ProjectOption = Path("."),
 ) -> None:
     """Create an API key. The key is printed once and only its keyed hash is stored."""
@@ -56,8 +59,10 @@ def create(
             roles=roles,
             expires_at=expires_at,
             actor="cli",
+            groups=frozenset(g.strip() for g in groups.split(",") if g.strip()),
         )
-    console.print(f"key id {key.id} ({', '.join(key.roles)}); the key, shown once:")
+    groups_note = f"; groups {', '.join(key.groups)}" if key.groups else ""
+    console.print(f"key id {key.id} ({', '.join(key.roles)}{groups_note}); the key, shown once:")
     console.print(token, highlight=False, soft_wrap=True)
 
 
@@ -76,6 +81,7 @@ def list_keys(
         "tenant",
         "name",
         "roles",
+        "groups",
         "created",
         "expires",
         "last used",
@@ -93,6 +99,7 @@ def list_keys(
             tenants.get(key.tenant_id, "?"),
             escape(key.name),
             ",".join(key.roles),
+            escape(",".join(key.groups)) or "-",
             f"{key.created_at:%Y-%m-%d %H:%M}",
             f"{key.expires_at:%Y-%m-%d %H:%M}" if key.expires_at else "-",
             f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "-",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shipyard.errors import DataInvalid, FieldProblem
+from shipyard.evaluation.answer_scoring import ANSWER_METRICS, answer_correct, score_answer
 from shipyard.evaluation.metrics import classify_metrics
 from shipyard.spec import TaskSpec
 
@@ -103,4 +104,5 @@ class KindScoring:
 
 SCORING: dict[str, KindScoring] = {
     "classify": KindScoring(_classify_correct, _score_classify, _classify_metric_names),
+    "answer": KindScoring(answer_correct, score_answer, lambda _spec: ANSWER_METRICS),
 }

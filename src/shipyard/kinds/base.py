@@ -19,6 +19,16 @@ class KindResult:
     output: dict[str, Any]
     confidence: float | None
     model_ms: float
+    flags: tuple[str, ...] = ()  # e.g. "injection" when retrieved text tried to instruct
+    force_review: bool = False  # the kind itself asks for a human (e.g. an abstained answer)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Who a run is for, as far as a kind needs to know: retrieval is scoped by it."""
+
+    tenant_id: str
+    groups: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -39,9 +49,14 @@ class TaskRunner(Protocol):
     @property
     def artifact(self) -> str | None: ...
 
-    def run(self, inputs: Mapping[str, Any]) -> KindResult: ...
+    def run(self, inputs: Mapping[str, Any], context: RunContext | None = None) -> KindResult:
+        """One run; ``context`` is None only where no caller exists (offline evaluation of
+        kinds that do not retrieve)."""
+        ...
 
-    def run_many(self, batch: Sequence[Mapping[str, Any]]) -> list[KindResult]:
+    def run_many(
+        self, batch: Sequence[Mapping[str, Any]], context: RunContext | None = None
+    ) -> list[KindResult]:
         """Several inputs at once, in order (evaluation and batch work)."""
         ...
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.errors import ConfigError, DataInvalid, FieldProblem, ModelNotReady
-from shipyard.kinds.base import Example, KindResult, Progress
+from shipyard.kinds.base import Example, KindResult, Progress, RunContext
 from shipyard.providers.local import MiniLMEmbedder, TextClassifier, train_text_classifier
 from shipyard.spec import TaskSpec
 
@@ -40,7 +40,7 @@ class ClassifyRunner:
     def artifact(self) -> str | None:
         return self._artifact
 
-    def run(self, inputs: Mapping[str, Any]) -> KindResult:
+    def run(self, inputs: Mapping[str, Any], context: RunContext | None = None) -> KindResult:
         return self.run_many([inputs])[0]
 
     def out_of_fold(self) -> tuple[list[float], list[bool]]:
@@ -50,7 +50,9 @@ class ClassifyRunner:
             [bool(c) for c in self._model.oof_correct],
         )
 
-    def run_many(self, batch: Sequence[Mapping[str, Any]]) -> list[KindResult]:
+    def run_many(
+        self, batch: Sequence[Mapping[str, Any]], context: RunContext | None = None
+    ) -> list[KindResult]:
         """Classify a batch in one model call (evaluation, batch jobs): embedding is far
         cheaper per text in batches. ``model_ms`` is the batch time shared equally."""
         started = time.perf_counter()

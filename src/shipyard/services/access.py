@@ -21,6 +21,7 @@ from shipyard.storage.repositories import KeyRepository, TenantRepository
 from shipyard.storage.tables import ApiKey, Tenant
 
 _SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
+_GROUP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Writing last_used_at on every request would turn each read into a write.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
 # Used when the key id is unknown, so that case costs the same HMAC as a wrong secret.
@@ -85,8 +86,14 @@ class AccessService:
         roles: frozenset[Role],
         expires_at: datetime | None,
         actor: str,
+        groups: frozenset[str] = frozenset(),
     ) -> tuple[ApiKey, str]:
         """Create a key; the token is returned once and never stored."""
+        bad = sorted(group for group in groups if not _GROUP_RE.match(group))
+        if bad:
+            raise InvalidInput(
+                f"invalid access group {bad[0]!r}: use 1-64 letters, digits, '-', '_' or '.'"
+            )
         if expires_at is not None and expires_at <= datetime.now(UTC):
             raise InvalidInput("expiry must be in the future")
         with self._sessions.begin() as session:
@@ -102,6 +109,7 @@ class AccessService:
                 name=name,
                 key_hash=hash_token(self._secret, token),
                 roles=sorted(role.value for role in roles),
+                groups=sorted(groups),
                 created_at=datetime.now(UTC),
                 expires_at=expires_at,
             )
@@ -115,6 +123,7 @@ class AccessService:
                 data={
                     "name": name,
                     "roles": key.roles,
+                    "groups": key.groups,
                     "expires_at": expires_at.isoformat() if expires_at else None,
                 },
             )
@@ -168,6 +177,7 @@ class AccessService:
                 key_id=key.id,
                 name=key.name,
                 roles=frozenset(Role(role) for role in key.roles),
+                groups=frozenset(key.groups),
             )
             if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
                 key.last_used_at = now

@@ -13,11 +13,12 @@ from shipyard.errors import InvalidInput
 from shipyard.evaluation.datasets import file_sha256, read_examples
 from shipyard.evaluation.scoring import LOWER_IS_BETTER, SCORING, CaseResult
 from shipyard.governance import audit
-from shipyard.kinds.base import TaskRunner
+from shipyard.kinds.base import RunContext, TaskRunner
+from shipyard.knowledge.groups import caller_groups
 from shipyard.services.runtime import TaskRuntime
 from shipyard.spec import Project, TaskSpec
 from shipyard.storage.db import SessionFactory
-from shipyard.storage.repositories import EvaluationRepository
+from shipyard.storage.repositories import EvaluationRepository, TenantRepository
 from shipyard.storage.tables import Evaluation
 
 BATCH = 64
@@ -99,13 +100,28 @@ class EvaluationService:
             raise InvalidInput(f"kind {spec.kind} has no evaluation metrics yet")
         return spec
 
+    def _context(self, spec: TaskSpec) -> RunContext | None:
+        """Knowledge tasks retrieve as the project's default tenant with the spec's groups."""
+        if spec.knowledge is None:
+            return None
+        assert spec.evaluation is not None
+        slug = self._project.config.default_tenant
+        with self._sessions() as session:
+            tenant = TenantRepository(session).by_slug(slug)
+        if tenant is None:
+            raise InvalidInput(f"no tenant {slug!r} to evaluate in; run `shipyard db upgrade`")
+        return RunContext(tenant.id, caller_groups(spec.evaluation.groups))
+
     @staticmethod
     def _predict(
-        runner: TaskRunner, inputs: Sequence[dict[str, Any]], progress: CaseProgress
+        runner: TaskRunner,
+        inputs: Sequence[dict[str, Any]],
+        progress: CaseProgress,
+        context: RunContext | None = None,
     ) -> list[tuple[dict[str, Any], float | None]]:
         results: list[tuple[dict[str, Any], float | None]] = []
         for start in range(0, len(inputs), BATCH):
-            batch = runner.run_many(inputs[start : start + BATCH])
+            batch = runner.run_many(inputs[start : start + BATCH], context)
             results.extend((result.output, result.confidence) for result in batch)
             progress(len(results), len(inputs))
         return results
@@ -127,7 +143,10 @@ class EvaluationService:
         runner = self._runtime.runner(task)
         started = time.perf_counter()
         predictions = self._predict(
-            runner, [ex.inputs for ex in examples], progress or (lambda _done, _total: None)
+            runner,
+            [ex.inputs for ex in examples],
+            progress or (lambda _done, _total: None),
+            self._context(spec),
         )
         seconds = time.perf_counter() - started
         scoring = SCORING[spec.kind]

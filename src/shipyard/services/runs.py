@@ -20,6 +20,8 @@ from shipyard.access.principal import Principal
 from shipyard.access.roles import Operation, allowed, authorize
 from shipyard.errors import FieldProblem, Forbidden, InvalidInput, NotFound, ShipyardError
 from shipyard.governance import audit
+from shipyard.kinds.base import RunContext
+from shipyard.knowledge.groups import caller_groups
 from shipyard.observability.metrics import Metrics
 from shipyard.observability.tracing import current_trace_id
 from shipyard.services.runtime import TaskRuntime
@@ -170,6 +172,7 @@ class RunService:
                 artifact=runner.artifact,
                 trace_id=current_trace_id(),
                 request_id=request_id,
+                flags=[],
                 created_at=datetime.now(UTC),
             )
             try:
@@ -179,7 +182,10 @@ class RunService:
                         "shipyard.model": runner.model_name,
                     },
                 ):
-                    result = runner.run(data)
+                    result = runner.run(
+                        data,
+                        RunContext(principal.tenant_id, caller_groups(principal.groups)),
+                    )
             except ShipyardError:
                 raise
             except Exception as exc:  # a model fault is not the caller's; keep the run
@@ -195,9 +201,14 @@ class RunService:
                 and result.confidence is not None
                 and result.confidence < threshold
             )
-            needs_review = unsure or result.output.get("label") in spec.policy.review_labels
+            needs_review = (
+                unsure
+                or result.force_review
+                or result.output.get("label") in spec.policy.review_labels
+            )
             run.status = "needs_review" if needs_review else "ok"
             run.output, run.confidence = result.output, result.confidence
+            run.flags = list(result.flags)
             run.model_latency_ms = round(result.model_ms, 3)
             run.latency_ms = round((time.perf_counter() - started) * 1000, 3)
             self._store(run, principal)
@@ -230,6 +241,7 @@ class RunService:
                     "artifact": run.artifact,
                     "confidence": run.confidence,
                     "input_sha256": input_hash,
+                    "flags": run.flags,
                 },
             )
             RunRepository(session, principal.tenant_id).add(run)

@@ -32,10 +32,10 @@ from shipyard.spec.constraints import (
 )
 from shipyard.spec.thresholds import Threshold, parse_threshold
 
-DEFAULT_KINDS: Final[frozenset[str]] = frozenset({"classify"})
+DEFAULT_KINDS: Final[frozenset[str]] = frozenset({"classify", "answer"})
 """Kinds accepted when the validation context does not name any (``{"kinds": [...]}``)."""
 
-FieldType = Literal["string", "integer", "number", "boolean", "enum", "list"]
+FieldType = Literal["string", "integer", "number", "boolean", "enum", "list", "citations"]
 ItemType = Literal["string", "integer", "number", "boolean"]
 Role = Literal["admin", "operator", "reviewer", "caller"]
 
@@ -47,6 +47,8 @@ _OPTIONS: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
         "boolean": frozenset(),
         "enum": frozenset({"values", "values_from"}),
         "list": frozenset({"items", "max_items"}),
+        # A list of citation objects (document_id, title, chunk, quote, start, end).
+        "citations": frozenset({"max_items"}),
     }
 )
 _ALL_OPTIONS: Final = frozenset[str]().union(*_OPTIONS.values())
@@ -71,7 +73,7 @@ class FieldSpec(SpecModel):
         "resolved into `values` when the spec is loaded.",
     )
     items: ItemType | None = Field(default=None, description="list: type of every item.")
-    max_items: int | None = Field(default=None, ge=1, description="list: most items.")
+    max_items: int | None = Field(default=None, ge=1, description="list/citations: most items.")
 
     @model_validator(mode="after")
     def _check_options(self) -> Self:
@@ -179,6 +181,34 @@ class PolicySpec(SpecModel):
         return roles
 
 
+class KnowledgeSpec(SpecModel):
+    """Where a knowledge task retrieves from and how it decides to answer or abstain."""
+
+    collections: list[Slug] = Field(
+        min_length=1, description="Collections (of the caller's tenant) searched for evidence."
+    )
+    top_k: int = Field(default=5, ge=1, le=50, description="Passages the answer may draw on.")
+    candidates: int = Field(
+        default=50, ge=1, le=500, description="Candidates per retriever (BM25, dense) fused."
+    )
+    abstain_below: float = Field(
+        default=0.35,
+        ge=0,
+        le=1,
+        description="Answer only when the evidence score reaches this; else answerable: false.",
+    )
+    max_sentences: int = Field(
+        default=2, ge=1, le=10, description="Most quoted sentences in an extractive answer."
+    )
+
+    @field_validator("collections")
+    @classmethod
+    def _unique_collections(cls, collections: list[str]) -> list[str]:
+        if len(set(collections)) != len(collections):
+            raise ValueError("collections must be unique")
+        return collections
+
+
 class DatasetSpec(SpecModel):
     """An evaluation dataset and how its columns map to the task's fields."""
 
@@ -200,6 +230,13 @@ class EvaluationSpec(SpecModel):
     )
     max_drop: dict[Identifier, Annotated[float, Field(ge=0)]] = Field(
         default={}, description="Metric -> largest allowed drop against the previous version."
+    )
+    groups: list[str] = Field(
+        default=[],
+        description=(
+            "Knowledge tasks: access groups the evaluation retrieves with, in the project's "
+            "default tenant (everyone's documents are always visible)."
+        ),
     )
     out_of_scope_label: str | None = Field(
         default=None,
@@ -263,8 +300,34 @@ def _classify_output(output: Mapping[str, FieldSpec]) -> list[Problem]:
     return problems
 
 
+_ANSWER_FIELDS: Final[Mapping[str, tuple[str, bool]]] = MappingProxyType(
+    {
+        "answer": ("string", True),
+        "answerable": ("boolean", True),
+        "citations": ("citations", True),
+        "confidence": ("number", False),
+    }
+)
+
+
+def _answer_output(output: Mapping[str, FieldSpec]) -> list[Problem]:
+    """A knowledge answer: the text, whether it answers, its citations (and a confidence)."""
+    problems: list[Problem] = []
+    allowed = ", ".join(f"'{name}'" for name in _ANSWER_FIELDS)
+    for name in sorted(set(output) - set(_ANSWER_FIELDS)):
+        problems.append(((name,), f"kind answer allows only {allowed} outputs"))
+    for name, (wanted, needed) in _ANSWER_FIELDS.items():
+        field = output.get(name)
+        if field is None:
+            if needed:
+                problems.append(((), f"kind answer needs a '{name}' output of type {wanted}"))
+        elif field.type != wanted:
+            problems.append(((name, "type"), f"kind answer needs '{name}' of type {wanted}"))
+    return problems
+
+
 KIND_OUTPUT_RULES: Final[Mapping[str, Callable[[Mapping[str, FieldSpec]], list[Problem]]]] = (
-    MappingProxyType({"classify": _classify_output})
+    MappingProxyType({"classify": _classify_output, "answer": _answer_output})
 )
 """Output contracts of the built-in kinds; a plugin kind without an entry has no extra rule."""
 
@@ -305,6 +368,9 @@ class TaskSpec(SpecModel):
     training: TrainingSpec | None = Field(
         default=None, description="Training data, for kinds with a trainable model."
     )
+    knowledge: KnowledgeSpec | None = Field(
+        default=None, description="Collections to retrieve from, for kind answer."
+    )
     policy: PolicySpec = Field(default=PolicySpec(), description="Access and human-review policy.")
     evaluation: EvaluationSpec | None = Field(
         default=None, description="Evaluation set and gates checked before promotion."
@@ -329,6 +395,19 @@ class TaskSpec(SpecModel):
         if rule is not None:
             raise_problems("TaskSpec", rule(output))
         return output
+
+    @model_validator(mode="after")
+    def _knowledge_for_answer(self) -> Self:
+        if self.kind != "answer":
+            return self
+        problems: list[Problem] = []
+        if self.knowledge is None:
+            problems.append(((), "kind answer needs a 'knowledge' block naming its collections"))
+        question = self.input.get("question")
+        if question is None or question.type != "string":
+            problems.append((("input",), "kind answer needs a 'question' input of type string"))
+        raise_problems("TaskSpec", problems)
+        return self
 
     @field_validator("training")
     @classmethod

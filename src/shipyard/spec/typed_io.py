@@ -18,6 +18,21 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from shipyard.errors import SpecInvalid
 from shipyard.spec.model import FieldSpec, TaskSpec
 
+
+class Citation(BaseModel):
+    """Where a statement of an answer comes from: a quote at character offsets of a document."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    document_id: str
+    source: str = Field(description="The document's source name (file name or caller's key).")
+    title: str
+    chunk: int = Field(description="Chunk number within the document (0-based).")
+    quote: str = Field(description="The quoted text, verbatim.")
+    start: int = Field(ge=0, description="Offset of the quote in the document's text.")
+    end: int = Field(ge=0, description="End offset (exclusive) of the quote.")
+
+
 _SCALARS: Mapping[str, type] = {"string": str, "integer": int, "number": float, "boolean": bool}
 
 
@@ -71,6 +86,8 @@ def _annotation(class_name: str, name: str, field: FieldSpec) -> Any:
                 "load specs with shipyard.spec.load_task_spec or load_project"
             )
         return Literal[tuple(field.values)]
+    if field.type == "citations":
+        return Annotated[list[Citation], Field(max_length=field.max_items)]
     if field.type == "list":
         item = _SCALARS[field.items or "string"]
         return Annotated[list[item], Field(max_length=field.max_items)]  # type: ignore[valid-type]

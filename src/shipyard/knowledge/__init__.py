@@ -1,0 +1,1 @@
+"""Knowledge base: parsing, chunking, indexes (SQLite, PostgreSQL) and hybrid retrieval."""

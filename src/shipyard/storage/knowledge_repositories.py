@@ -1,0 +1,192 @@
+"""Tenant-scoped repositories for collections, documents and jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from shipyard.storage.tables import Collection, Document, Job
+
+
+class CollectionRepository:
+    def __init__(self, session: Session, tenant_id: str) -> None:
+        self._session = session
+        self._tenant_id = tenant_id
+
+    def add(self, collection: Collection) -> None:
+        if collection.tenant_id != self._tenant_id:
+            raise ValueError("collection belongs to another tenant")
+        self._session.add(collection)
+
+    def by_name(self, name: str) -> Collection | None:
+        return self._session.execute(
+            select(Collection).where(
+                Collection.tenant_id == self._tenant_id, Collection.name == name
+            )
+        ).scalar_one_or_none()
+
+    def by_names(self, names: Sequence[str]) -> dict[str, Collection]:
+        rows = self._session.execute(
+            select(Collection).where(
+                Collection.tenant_id == self._tenant_id, Collection.name.in_(list(names))
+            )
+        ).scalars()
+        return {row.name: row for row in rows}
+
+    def all(self) -> Sequence[Collection]:
+        return (
+            self._session.execute(
+                select(Collection)
+                .where(Collection.tenant_id == self._tenant_id)
+                .order_by(Collection.name)
+            )
+            .scalars()
+            .all()
+        )
+
+    def delete(self, collection: Collection) -> None:
+        self._session.delete(collection)
+
+
+class DocumentRepository:
+    def __init__(self, session: Session, tenant_id: str) -> None:
+        self._session = session
+        self._tenant_id = tenant_id
+
+    def add(self, document: Document) -> None:
+        if document.tenant_id != self._tenant_id:
+            raise ValueError("document belongs to another tenant")
+        self._session.add(document)
+
+    def get(self, document_id: str, *, lock: bool = False) -> Document | None:
+        query = select(Document).where(
+            Document.id == document_id, Document.tenant_id == self._tenant_id
+        )
+        if lock:
+            query = query.with_for_update()
+        return self._session.execute(query).scalar_one_or_none()
+
+    def by_ids(self, document_ids: Sequence[str]) -> dict[str, Document]:
+        rows = self._session.execute(
+            select(Document).where(
+                Document.tenant_id == self._tenant_id, Document.id.in_(list(document_ids))
+            )
+        ).scalars()
+        return {row.id: row for row in rows}
+
+    def by_source(self, collection_id: str, source: str) -> Document | None:
+        return self._session.execute(
+            select(Document).where(
+                Document.tenant_id == self._tenant_id,
+                Document.collection_id == collection_id,
+                Document.source == source,
+            )
+        ).scalar_one_or_none()
+
+    def by_content(self, collection_id: str, sha256: str) -> Document | None:
+        return self._session.execute(
+            select(Document)
+            .where(
+                Document.tenant_id == self._tenant_id,
+                Document.collection_id == collection_id,
+                Document.content_sha256 == sha256,
+            )
+            .limit(1)
+        ).scalar_one_or_none()
+
+    def in_collection(
+        self,
+        collection_id: str,
+        *,
+        limit: int,
+        after_id: str | None = None,
+        status: str | None = None,
+        groups: frozenset[str] | None = None,
+    ) -> list[Document]:
+        """A page ordered by id. With ``groups``, only documents sharing one of them (the JSON
+        list is checked here, in Python, after the page: listing is metadata, not content,
+        and the page is then filled up from further rows)."""
+        found: list[Document] = []
+        cursor = after_id
+        while len(found) < limit:
+            query = select(Document).where(
+                Document.tenant_id == self._tenant_id, Document.collection_id == collection_id
+            )
+            if status:
+                query = query.where(Document.status == status)
+            if cursor:
+                query = query.where(Document.id > cursor)
+            rows = (
+                self._session.execute(query.order_by(Document.id).limit(limit * 2)).scalars().all()
+            )
+            if not rows:
+                break
+            for row in rows:
+                if groups is None or groups.intersection(row.groups):
+                    found.append(row)
+                    if len(found) == limit:
+                        break
+            cursor = rows[-1].id
+        return found
+
+    def count_by_status(self, collection_id: str) -> dict[str, int]:
+        rows = self._session.execute(
+            select(Document.status, func.count())
+            .where(Document.tenant_id == self._tenant_id, Document.collection_id == collection_id)
+            .group_by(Document.status)
+        ).all()
+        return {str(status): int(count) for status, count in rows}
+
+    def delete(self, document: Document) -> None:
+        self._session.delete(document)
+
+
+class JobRepository:
+    def __init__(self, session: Session, tenant_id: str) -> None:
+        self._session = session
+        self._tenant_id = tenant_id
+
+    def add(self, job: Job) -> None:
+        if job.tenant_id != self._tenant_id:
+            raise ValueError("job belongs to another tenant")
+        self._session.add(job)
+
+    def get(self, job_id: str) -> Job | None:
+        return self._session.execute(
+            select(Job).where(Job.id == job_id, Job.tenant_id == self._tenant_id)
+        ).scalar_one_or_none()
+
+    def recent(self, limit: int) -> Sequence[Job]:
+        return (
+            self._session.execute(
+                select(Job)
+                .where(Job.tenant_id == self._tenant_id)
+                .order_by(Job.created_at.desc(), Job.id.desc())
+                .limit(limit)
+            )
+            .scalars()
+            .all()
+        )
+
+    def document_counts(self, job_id: str) -> dict[str, int]:
+        rows = self._session.execute(
+            select(Document.status, func.count())
+            .where(Document.tenant_id == self._tenant_id, Document.job_id == job_id)
+            .group_by(Document.status)
+        ).all()
+        return {str(status): int(count) for status, count in rows}
+
+
+def pending_documents(session: Session, limit: int = 10_000) -> list[tuple[str, str]]:
+    """(tenant_id, document_id) of every accepted document not yet processed, oldest first:
+    what a restarted in-process runner resumes. Platform-level on purpose (a worker serves
+    every tenant); it returns ids only."""
+    rows = session.execute(
+        select(Document.tenant_id, Document.id)
+        .where(Document.status == "pending")
+        .order_by(Document.updated_at, Document.id)
+        .limit(limit)
+    ).all()
+    return [(tenant_id, document_id) for tenant_id, document_id in rows]
