@@ -6,7 +6,8 @@ own passage (the gold passage, or for an unanswerable question the passage it wa
 against) plus the 4 other passages of the same article closest to it by MiniLM cosine, all 5
 ordered by that cosine. Two disjoint seeded samples (600 answerable + 400 unanswerable each):
 weights and calibration are chosen on the "tune" sample, every figure is then reported on the
-"held-out" one. Run from the repo root (about 2 minutes on 2 cores; seconds with --cache):
+"held-out" one. Run from the repo root (1-3 minutes on 2 cores, mostly embedding; seconds
+with --cache):
 
     .venv/bin/python bench/extractive_tuning.py [--data ../shared/data/squad_rag] [--cache F]
 """

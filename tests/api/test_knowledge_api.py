@@ -148,11 +148,13 @@ def test_restricted_documents_never_reach_callers_without_the_group(
     for probe in probes:
         for mode in ("hybrid", "keyword", "dense"):
             for hit in search(client, caller, probe, k=50, mode=mode):
-                assert "ZEBRA" not in hit["text"] and hit["source"] != "salaries.md"
+                assert "ZEBRA" not in hit["text"]
+                assert hit["source"] != "salaries.md"
         run = client.post("/v1/tasks/ask/runs", json={"input": {"question": probe}}, headers=caller)
         assert run.status_code == 201, run.text
         output = json.dumps(run.json()["output"])
-        assert "ZEBRA" not in output and "salaries.md" not in output
+        assert "ZEBRA" not in output
+        assert "salaries.md" not in output
     documents = client.get("/v1/collections/handbook/documents", headers=caller).json()
     assert "salaries.md" not in {d["source"] for d in documents}
     restricted_id = next(
@@ -184,10 +186,12 @@ def test_answer_cites_exact_offsets(client: TestClient, handbook: TenantKeys) ->
     assert response.status_code == 201, response.text
     run = response.json()
     output = run["output"]
-    assert output["answerable"] is True and run["status"] == "ok"
+    assert output["answerable"] is True
+    assert run["status"] == "ok"
     assert "27 vacation days" in output["answer"]
     citation = output["citations"][0]
-    assert citation["source"] == "vacation.md" and citation["title"] == "Vacation policy"
+    assert citation["source"] == "vacation.md"
+    assert citation["title"] == "Vacation policy"
     text = dict(HANDBOOK)["vacation.md"]
     # The parsed text strips the Markdown heading marker; the quote sits at its offsets.
     assert citation["quote"] in output["answer"]
@@ -202,7 +206,8 @@ def test_unanswerable_question_abstains_to_review(client: TestClient, handbook: 
         headers=handbook.auth("caller"),
     ).json()
     assert run["output"]["answerable"] is False
-    assert run["output"]["citations"] == [] and run["output"]["answer"] == ""
+    assert run["output"]["citations"] == []
+    assert run["output"]["answer"] == ""
     assert run["status"] == "needs_review"
 
 
@@ -243,7 +248,8 @@ def test_reingest_changed_unchanged_and_duplicate(client: TestClient, handbook: 
     assert changed["documents"][0]["status"] == "queued"
     hits = search(client, handbook.auth("caller"), "vacation days full-time employee", k=10)
     texts = " ".join(hit["text"] for hit in hits if hit["source"] == "vacation.md")
-    assert "31 vacation days" in texts and "27 vacation days" not in texts
+    assert "31 vacation days" in texts
+    assert "27 vacation days" not in texts
 
 
 def test_delete_document_leaves_nothing_behind(
@@ -401,6 +407,7 @@ def test_changing_groups_takes_effect_on_next_search(
         json={"groups": ["hr"]},
         headers=operator,
     )
-    assert patched.status_code == 200 and patched.json()["groups"] == ["hr"]
+    assert patched.status_code == 200
+    assert patched.json()["groups"] == ["hr"]
     hits = search(client, handbook.auth("caller"), "vacation days", k=50)
     assert all(hit["source"] != "vacation.md" for hit in hits)

@@ -14,7 +14,7 @@ from shipyard.knowledge.parsing import ParseLimits, parse_document
 from shipyard.services.ingestion import Upload
 from shipyard.storage.tables import Document
 
-_WORDS = (
+_VOCABULARY = (
     "harbour crane cargo manifest invoice tide vessel captain berth pilot container customs "
     "ledger anchor route weather delay schedule freight quay dock tug barge hull keel rudder "
     "mast sail deck cabin galley bridge engine propeller fuel ballast draft beam stern bow "
@@ -26,7 +26,8 @@ _WORDS = (
     "handling surcharge rate quote contract clause liability insurance claim damage loss "
     "survey report certificate origin destination transshipment feeder mainline alliance "
     "rotation capacity utilisation forecast backlog congestion strike maintenance repair"
-).split()
+)
+_WORDS = _VOCABULARY.split()
 UNIQUE_SENTENCE = "The heliotrope walrus audits quarterly marmalade invoices every Tuesday."
 UNIQUE_QUERY = "heliotrope walrus marmalade"
 UNIQUE_DOCUMENT = 421

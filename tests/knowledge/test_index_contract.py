@@ -306,9 +306,9 @@ def test_replace_document_commits_or_rolls_back_with_the_session(space: Space) -
 def test_replace_document_rejects_mismatched_embeddings(space: Space) -> None:
     db = space.db
     ref = DocumentRef(space.tenant_id, space.collections[0], new_id(), EVERYONE)
-    chunks = chunk_text(CORPUS["train"])
+    chunks, wrong = chunk_text(CORPUS["train"]), np.zeros((5, 384), dtype=np.float32)
     with db.sessions() as session, pytest.raises(ValueError, match="shape"):
-        db.index.replace_document(session, ref, chunks, np.zeros((2, 384), dtype=np.float32))
+        db.index.replace_document(session, ref, chunks, wrong)
 
 
 def raw_traces(db: IndexDb, document_id: str, rowids: Sequence[int]) -> dict[str, int]:
@@ -372,8 +372,7 @@ def test_set_groups_takes_effect_on_the_next_search(space: Space) -> None:
     db = space.db
     document_id = space.add(CORPUS["espresso"], groups=HR)
     query = "espresso crema"
-    assert space.keyword(query) == []
-    assert space.dense(query) == []
+    assert space.keyword(query) == space.dense(query) == []
     for groups, visible in ((EVERYONE, True), (HR, False)):
         with db.sessions() as session:
             ref = DocumentRef(space.tenant_id, space.collections[0], document_id, groups)

@@ -165,3 +165,74 @@ def test_threshold_rejects_garbage_with_value_error_only(text: str) -> None:
 def test_threshold_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="comparator"):
         parse_threshold(text)
+
+
+ANSWER_SPEC = {
+    "name": "ask",
+    "version": 1,
+    "description": "Answer from the handbook.",
+    "owner": "team@example.com",
+    "kind": "answer",
+    "input": {"question": {"type": "string"}},
+    "output": {
+        "answer": {"type": "string"},
+        "answerable": {"type": "boolean"},
+        "citations": {"type": "citations", "max_items": 5},
+    },
+    "model": {"provider": "local", "model": "extractive-minilm-hybrid"},
+    "knowledge": {"collections": ["handbook"]},
+}
+
+
+def test_answer_kind_contract() -> None:
+    from shipyard.spec import TaskSpec
+
+    spec = TaskSpec.model_validate(ANSWER_SPEC)
+    assert spec.knowledge is not None
+    assert spec.knowledge.collections == ["handbook"]
+    assert spec.knowledge.top_k == 5
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"knowledge": None}, "needs a 'knowledge' block"),
+        ({"input": {"text": {"type": "string"}}}, "needs a 'question' input"),
+        (
+            {"output": {"answer": {"type": "string"}, "answerable": {"type": "boolean"}}},
+            "needs a 'citations' output",
+        ),
+        (
+            {
+                "output": {
+                    "answer": {"type": "string"},
+                    "answerable": {"type": "string"},
+                    "citations": {"type": "citations"},
+                }
+            },
+            "'answerable' of type boolean",
+        ),
+        (
+            {
+                "output": {
+                    "answer": {"type": "string"},
+                    "answerable": {"type": "boolean"},
+                    "citations": {"type": "citations"},
+                    "label": {"type": "string"},
+                }
+            },
+            "allows only",
+        ),
+        ({"knowledge": {"collections": ["hb", "hb"]}}, "unique"),
+        ({"knowledge": {"collections": []}}, "at least 1"),
+    ],
+)
+def test_answer_kind_rules(change: dict[str, object], message: str) -> None:
+    from shipyard.spec import TaskSpec
+
+    data = {**ANSWER_SPEC, **change}
+    if data.get("knowledge") is None:
+        data.pop("knowledge")
+    with pytest.raises(ValidationError) as info:
+        TaskSpec.model_validate(data)
+    assert message in str(info.value)

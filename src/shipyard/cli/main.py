@@ -112,7 +112,7 @@ def train(
 ) -> None:
     """Train the local model of one or more tasks from their spec's training data."""
     container = open_container(project)
-    names = tasks or list(container.project.tasks)
+    names = tasks or container.training.trainable_tasks()
     unknown = [name for name in names if name not in container.project.tasks]
     if unknown:
         raise fail(f"unknown task(s): {', '.join(unknown)}")

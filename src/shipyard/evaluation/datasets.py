@@ -55,9 +55,16 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def read_examples(
-    path: Path, inputs: Mapping[str, str], expected: Mapping[str, str]
+    path: Path,
+    inputs: Mapping[str, str],
+    expected: Mapping[str, str],
+    *,
+    empty_expected: bool = False,
 ) -> list[Example]:
-    """Rows of ``path`` as examples; ``inputs``/``expected`` map task fields to columns."""
+    """Rows of ``path`` as examples; ``inputs``/``expected`` map task fields to columns.
+
+    With ``empty_expected`` an expected value may be empty (e.g. an unanswerable question has
+    no gold passage); it must still be present."""
     if not path.is_file():
         raise DataInvalid(f"data file not found: {path}")
     suffix = path.suffix.lower()
@@ -71,10 +78,11 @@ def read_examples(
     problems: list[FieldProblem] = []
     try:
         for line, row in rows:
-            missing = [
+            missing = [column for column in inputs.values() if row.get(column) in (None, "")]
+            missing += [
                 column
-                for column in [*inputs.values(), *expected.values()]
-                if row.get(column) in (None, "")
+                for column in expected.values()
+                if row.get(column) is None or (row.get(column) == "" and not empty_expected)
             ]
             if missing:
                 problems.extend(

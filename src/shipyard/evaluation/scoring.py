@@ -100,9 +100,12 @@ class KindScoring:
     score: Scorer
     # The metrics this kind can report for a spec (some may be undefined on a dataset).
     metric_names: Callable[[TaskSpec], frozenset[str]]
+    empty_expected: bool = False  # whether an expected value may be empty
 
 
 SCORING: dict[str, KindScoring] = {
     "classify": KindScoring(_classify_correct, _score_classify, _classify_metric_names),
-    "answer": KindScoring(answer_correct, score_answer, lambda _spec: ANSWER_METRICS),
+    "answer": KindScoring(
+        answer_correct, score_answer, lambda _spec: ANSWER_METRICS, empty_expected=True
+    ),
 }

@@ -1,4 +1,4 @@
-"""Sizes the knowledge index schema is built for.
+"""The embedding width the knowledge index schema is built for, and its input check.
 
 The migration and both index implementations import this, so a different embedding model
 cannot be introduced by changing one place and forgetting the other.

@@ -186,11 +186,17 @@ def _load_slice(
         params,
     ):
         grouped.setdefault(grp, []).append(rowid)
-    members = {
-        grp: np.searchsorted(rowids, np.asarray(ids, dtype=np.int64))
-        for grp, ids in grouped.items()
-    }
-    return _Slice(revision, rowids, vectors, members)
+    return _Slice(revision, rowids, vectors, {g: _positions(rowids, i) for g, i in grouped.items()})
+
+
+def _positions(rowids: NDArray[np.int64], wanted: list[int]) -> NDArray[np.int64]:
+    """Positions of ``wanted`` in the sorted ``rowids``, skipping absent ones: the two loading
+    SELECTs are separate reads, so a chunk committed between them may have groups but no row."""
+    ids = np.asarray(wanted, dtype=np.int64)
+    positions = np.searchsorted(rowids, ids)
+    found = positions < len(rowids)
+    found[found] = rowids[positions[found]] == ids[found]
+    return positions[found]
 
 
 class _VectorCache:
@@ -274,7 +280,7 @@ class SqliteIndex:
                 ),
                 {"tenant": document.tenant_id, "document": document.document_id},
             )
-            rowid_of: dict[str, int] = {chunk_id: rowid for chunk_id, rowid in inserted}
+            rowid_of: dict[str, int] = dict(inserted.all())  # not dict(Result): it has keys()
             session.execute(
                 text("INSERT INTO kb_chunks_fts (rowid, text) VALUES (:rowid, :text)"),
                 [

@@ -139,7 +139,12 @@ class EvaluationService:
         _check_metric_names(spec)
         mapping = spec.evaluation.dataset
         path = dataset if dataset is not None else self._project.path(mapping.path)
-        examples = read_examples(path, mapping.input, mapping.expected)
+        examples = read_examples(
+            path,
+            mapping.input,
+            mapping.expected,
+            empty_expected=SCORING[spec.kind].empty_expected,
+        )
         runner = self._runtime.runner(task)
         started = time.perf_counter()
         predictions = self._predict(

@@ -56,6 +56,14 @@ class TrainingService:
             latest = ArtifactRepository(session).latest(spec.name, spec.version)
         return latest is not None and latest.training_data_sha256 == data_hash
 
+    def trainable_tasks(self) -> list[str]:
+        """Tasks whose kind has a model to train (an ``answer`` task has none)."""
+        return [
+            name
+            for name, spec in self._project.tasks.items()
+            if self._kinds.get(spec.kind).needs_training
+        ]
+
     def untrained_tasks(self) -> list[str]:
         return [name for name in self._project.tasks if not self.is_trained(name)]
 

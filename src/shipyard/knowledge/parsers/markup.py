@@ -98,15 +98,15 @@ _ATX = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*))?")
 _SETEXT = re.compile(r" {0,3}(=+|-+)[ \t]*")
 _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
 _REFERENCE_DEFINITION = re.compile(r" {0,3}\[[^\]\n]+\]:\s+\S")
-# Every pattern below is linear: classes exclude their own closing delimiter, so a huge line
-# full of unmatched markers cannot make the regex engine backtrack quadratically.
+# Every pattern below is linear: each class excludes its own opening and closing delimiters,
+# so a huge line of unmatched markers cannot make the regex engine rescan it per marker.
 _INLINE = (
     (re.compile(r"^[ \t]*(?:>[ \t]?)+"), ""),  # blockquote markers
     (re.compile(r"^([ \t]*)[-*+][ \t]+(?:\[[ xX]\][ \t]+)?"), r"\1"),  # bullets, task boxes
-    (re.compile(r"!\[([^\]\n]*)\]\([^)\n]*\)"), r"\1"),  # images -> alt text
-    (re.compile(r"\[([^\]\n]+)\]\([^)\n]*\)"), r"\1"),  # inline links
-    (re.compile(r"\[([^\]\n]+)\]\[[^\]\n]*\]"), r"\1"),  # reference links
-    (re.compile(r"<((?:https?|mailto):[^>\s]+)>"), r"\1"),  # autolinks
+    (re.compile(r"!\[([^\[\]\n]*)\]\([^()\n]*\)"), r"\1"),  # images -> alt text
+    (re.compile(r"\[([^\[\]\n]+)\]\([^()\n]*\)"), r"\1"),  # inline links
+    (re.compile(r"\[([^\[\]\n]+)\]\[[^\[\]\n]*\]"), r"\1"),  # reference links
+    (re.compile(r"<((?:https?|mailto):[^<>\s]+)>"), r"\1"),  # autolinks
     (re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>\n]*)?/?>"), ""),  # inline HTML tags
     (re.compile(r"`([^`\n]+)`"), r"\1"),  # code spans
     (re.compile(r"\*\*([^*\n]+)\*\*"), r"\1"),
