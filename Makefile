@@ -34,6 +34,8 @@ gate: install
 	$(BIN)/shipyard eval ticket-triage --project examples/support-desk
 	$(BIN)/shipyard train --if-missing --project examples/assistant-intents
 	$(BIN)/shipyard eval route-request --project examples/assistant-intents
+	$(BIN)/shipyard ingest wiki examples/knowledge-assistant/data/corpus.jsonl --create --project examples/knowledge-assistant
+	$(BIN)/shipyard eval ask-wiki --project examples/knowledge-assistant
 
 test: lint typecheck unit gate
 
@@ -45,6 +47,8 @@ lock: install
 bench: install
 	$(BIN)/python bench/overhead.py --project $(PROJECT)
 	$(BIN)/python bench/eval_speed.py --project $(PROJECT)
+	$(BIN)/python bench/knowledge.py
+	$(BIN)/python bench/knowledge_quality.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache examples/*/.shipyard

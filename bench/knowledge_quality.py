@@ -123,7 +123,8 @@ def retrieval(
     """Print recall@1, recall@5, MRR@10 and median latency per mode for ``questions``."""
     gold = [{question.passage_id} for question in questions]
     print(f"\nretrieval on {label}: {len(questions)} answerable questions, gold = its passage")
-    print(f"{'mode':<8} {'R@1':>6} {'R@5':>6} {'MRR@10':>7} {'p50 ms':>7} {'p95 ms':>7}  k=5 prefix")
+    header = f"{'mode':<8} {'R@1':>6} {'R@5':>6} {'MRR@10':>7} {'p50 ms':>7} {'p95 ms':>7}"
+    print(f"{header}  k=5 = top 5 of k=10")
     for mode in MODES:
         ranked: list[list[str]] = []
         latencies: list[float] = []
@@ -181,7 +182,8 @@ def abstention_sweep(cases: Sequence[dict[str, Any]], configured: float) -> None
     total_unanswerable = sum(unanswerable)
     total_answerable = len(cases) - total_unanswerable
     print(f"\nabstention by abstain_below (configured {configured}), from the cases' confidences")
-    print(f"{'below':>6} {'abstained':>9} {'precision':>9} {'recall':>7} {'f1':>6} {'answ. kept':>10}")
+    header = f"{'below':>6} {'abstained':>9} {'precision':>9} {'recall':>7} {'f1':>6}"
+    print(f"{header} {'answ. kept':>10}")
     for threshold in THRESHOLDS:
         declined = [confidence < threshold for confidence in confidences]
         hits = sum(d and u for d, u in zip(declined, unanswerable, strict=True))

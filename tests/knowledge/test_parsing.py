@@ -336,6 +336,16 @@ def test_markdown_atx_and_setext_headings() -> None:
     assert_well_formed(document)
 
 
+def test_long_and_empty_headings() -> None:
+    long_heading = "Very long heading " * 30
+    document = parse_document("h.md", f"# {long_heading}\n\nBody.\n\n#\n\nStill here.".encode())
+    (section,) = document.sections
+    assert section.heading is not None
+    assert len(section.heading) <= 300
+    assert long_heading.strip() in document.text  # the label is shortened, the text is not
+    assert document.text.endswith("Body.\n\nStill here.")
+
+
 def test_markdown_without_h1_uses_file_stem() -> None:
     assert parse_document("notes.markdown", b"## Only h2\n\ntext").title == "notes"
 

@@ -126,10 +126,12 @@ class Collector:
     def start_section(self, heading: str | None, *, heading_in_text: bool = False) -> None:
         """Open a new section; real headings (not synthetic ones like "Page 3") are also
         kept as the section's first line so that they are searchable and citable."""
-        clean = one_line(heading) if heading is not None else None
-        self._blocks.append(_Block(clean or None))
-        if clean and heading_in_text:
-            self.add(clean)
+        label = one_line(heading) if heading is not None else ""
+        if heading is not None and not label:
+            return  # an empty heading element changes nothing
+        self._blocks.append(_Block(label or None))
+        if heading is not None and label and heading_in_text:
+            self.add(heading)  # in full: only the label is shortened
 
     def add(self, text: str) -> None:
         clean = normalise_text(text)

@@ -159,11 +159,9 @@ def parse_markdown(filename: str, content: bytes, limits: ParseLimits) -> Parsed
             paragraph.append(_strip_inline(line))
             continue
         flush()
-        heading = one_line(heading)
-        if heading:
-            if level == 1 and not title:
-                title = heading
-            collector.start_section(heading, heading_in_text=True)
+        if level == 1 and not title:
+            title = one_line(heading)
+        collector.start_section(heading, heading_in_text=True)
     flush()
     return collector.build(title=title or file_stem(filename), media_type=MARKDOWN)
 
