@@ -104,9 +104,11 @@ def zip_with(entries: dict[str, bytes]) -> bytes:
     return out.getvalue()
 
 
-def rejected(filename: str, content: bytes, **kwargs: object) -> DocumentRejected:
+def rejected(
+    filename: str, content: bytes, limits: ParseLimits = ParseLimits()
+) -> DocumentRejected:
     with pytest.raises(DocumentRejected) as info:
-        parse_document(filename, content, **kwargs)  # type: ignore[arg-type]
+        parse_document(filename, content, limits=limits)
     return info.value
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from shipyard.errors import InvalidInput
 from shipyard.kinds.base import Example, KindResult, Progress, RunContext, TaskRunner
+from shipyard.knowledge.encoding_cache import CachingEncoder
 from shipyard.knowledge.extractive import (
     ExtractiveOptions,
     SentenceEncoder,
@@ -40,7 +41,7 @@ class AnswerRunner:
         self._spec = spec
         self._knowledge = spec.knowledge
         self._retrieve = retrieve
-        self._encoder = encoder
+        self._encoder = CachingEncoder(encoder)
         self._options = ExtractiveOptions(
             max_sentences=spec.knowledge.max_sentences,
             abstain_below=spec.knowledge.abstain_below,
@@ -63,7 +64,7 @@ class AnswerRunner:
         question = str(inputs[QUESTION_FIELD])
         passages = self._retrieve(context, self._knowledge, question)
         result = answer_question(
-            question, [passage.hit for passage in passages], self._encoder(), self._options
+            question, [passage.hit for passage in passages], self._encoder, self._options
         )
         by_chunk = {passage.hit.chunk_id: passage for passage in passages}
         citations = [

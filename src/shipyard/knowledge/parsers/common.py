@@ -66,8 +66,8 @@ def normalise_text(text: str) -> str:
     again without moving anything.
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_TRANSLATE)
-    # NFC last: removing a control character can bring a base letter and its combining mark
-    # together, and composing before that would leave the pair decomposed.
+    # Compose only after control characters are gone: removing one can bring a base letter
+    # and its combining mark together. The steps below only touch ASCII whitespace.
     text = unicodedata.normalize("NFC", text)
     text = _SPACES.sub(" ", text)
     text = _LINE_EDGE_SPACES.sub("\n", text)
