@@ -369,6 +369,9 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+Run = Callable[[int], Sequence[Any]]
+
+
 @dataclass
 class Timing:
     mode: str
@@ -403,7 +406,6 @@ def measure(
     restricted_docs = {
         ref.document_id for ref, _, _ in corpus.documents if "restricted" in ref.groups
     }
-    Run = Callable[[int], Sequence[Any]]
 
     def in_session(call: Callable[[Any, int], Sequence[Any]]) -> Run:
         def run(i: int) -> Sequence[Any]:
@@ -487,6 +489,65 @@ def postgres_sizes(container: Container) -> str:
 # -- main --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """What every backend's run shares."""
+
+    project: Path
+    root: Path
+    passages: list[Passage]
+    embeddings: NDArray[np.float32]
+    uploads: list[Upload]
+    queries: list[str]
+    query_vectors: NDArray[np.float32]
+    seed: int
+    batch_docs: int
+
+
+def run_backend(
+    backend: str, sizes: Sequence[int], databases: Databases, inputs: Inputs
+) -> list[tuple[str, int, Timing]]:
+    """Ingestion, then a build and the searches per size, on one backend."""
+    name = f"ingest_{backend}"
+    url = databases.url(backend, name)
+    container, principal, _ = open_container(url, inputs.root / name, inputs.project)
+    try:
+        print(f"\n[{backend}] ingestion: {ingestion(container, principal, inputs.uploads)}")
+    finally:
+        container.close()
+    results = []
+    for size in sizes:
+        name = f"scale_{backend}_{size}"
+        url = databases.url(backend, name)
+        container, principal, collection_id = open_container(
+            url, inputs.root / name, inputs.project
+        )
+        try:
+            corpus = synthetic_corpus(
+                inputs.passages,
+                inputs.embeddings,
+                size,
+                principal.tenant_id,
+                collection_id,
+                inputs.seed + size,
+            )
+            seconds = fill(container, corpus, inputs.batch_docs)
+            extra = f"; {postgres_sizes(container)}" if backend == "postgres" else ""
+            print(
+                f"[{backend}] build {size} chunks ({len(corpus.documents)} documents, "
+                f"{corpus.restricted.mean():.1%} restricted): {seconds:.1f} s, "
+                f"{size / seconds:.0f} chunks/s{extra}"
+            )
+            timings, cold = measure(
+                container, principal, collection_id, corpus, inputs.queries, inputs.query_vectors
+            )
+            print(f"[{backend}] {size} chunks: first (cold) dense query {cold:.0f} ms")
+            results.extend((backend, size, timing) for timing in timings)
+        finally:
+            container.close()
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--project", type=Path, default=PROJECT)
@@ -500,62 +561,33 @@ def main() -> None:
     args = parser.parse_args()
     run_started = time.perf_counter()
     project = args.project.resolve()
-    sizes = [int(size) for size in args.sizes.split(",") if size]
-    backends = [backend for backend in args.backends.split(",") if backend]
-    root = Path(tempfile.mkdtemp(prefix="kb-bench-"))
-    databases = Databases(root)
-
     passages = load_passages(project)
     embedder = MiniLMEmbedder()
-    embeddings = passage_embeddings(passages, embedder, args.cache_dir)
     with DEV.open(encoding="utf-8") as handle:
         questions = [json.loads(line)["question"] for line in handle]
     queries = random.Random(args.seed).sample(questions, args.queries)
-    query_vectors = embedder.encode(queries)
+    root = Path(tempfile.mkdtemp(prefix="kb-bench-"))
+    inputs = Inputs(
+        project=project,
+        root=root,
+        passages=passages,
+        embeddings=passage_embeddings(passages, embedder, args.cache_dir),
+        uploads=markdown_documents(passages, args.docs, args.seed),
+        queries=queries,
+        query_vectors=embedder.encode(queries),
+        seed=args.seed,
+        batch_docs=args.batch_docs,
+    )
     print(
         f"knowledge bench, {os.cpu_count()} cores; {args.queries} queries (SQuAD dev questions);"
         f" synthetic vectors = passage MiniLM embedding + N(0, {NOISE_SIGMA}^2) noise"
     )
-    uploads = markdown_documents(passages, args.docs, args.seed)
+    databases = Databases(root)
     results: list[tuple[str, int, Timing]] = []
     try:
-        for backend in backends:
-            name = f"ingest_{backend}"
-            container, principal, _ = open_container(
-                databases.url(backend, name), root / name, project
-            )
-            try:
-                print(f"\n[{backend}] ingestion: {ingestion(container, principal, uploads)}")
-            finally:
-                container.close()
-            for size in sizes:
-                name = f"scale_{backend}_{size}"
-                container, principal, collection_id = open_container(
-                    databases.url(backend, name), root / name, project
-                )
-                try:
-                    corpus = synthetic_corpus(
-                        passages,
-                        embeddings,
-                        size,
-                        principal.tenant_id,
-                        collection_id,
-                        args.seed + size,
-                    )
-                    seconds = fill(container, corpus, args.batch_docs)
-                    extra = f"; {postgres_sizes(container)}" if backend == "postgres" else ""
-                    print(
-                        f"[{backend}] build {size} chunks ({len(corpus.documents)} documents, "
-                        f"{corpus.restricted.mean():.1%} restricted): {seconds:.1f} s, "
-                        f"{size / seconds:.0f} chunks/s{extra}"
-                    )
-                    timings, cold = measure(
-                        container, principal, collection_id, corpus, queries, query_vectors
-                    )
-                    print(f"[{backend}] {size} chunks: first (cold) dense query {cold:.0f} ms")
-                    results.extend((backend, size, timing) for timing in timings)
-                finally:
-                    container.close()
+        for backend in (b for b in args.backends.split(",") if b):
+            sizes = [int(size) for size in args.sizes.split(",") if size]
+            results.extend(run_backend(backend, sizes, databases, inputs))
     finally:
         databases.close()
         shutil.rmtree(root, ignore_errors=True)

@@ -125,10 +125,10 @@ class _FaultyRunner:
     model_name = "local/broken"
     artifact = None
 
-    def run(self, inputs: object) -> object:
+    def run(self, inputs: object, context: object = None) -> object:
         raise RuntimeError("segfault-like model failure")
 
-    def run_many(self, batch: object) -> object:
+    def run_many(self, batch: object, context: object = None) -> object:
         raise RuntimeError("segfault-like model failure")
 
 
