@@ -144,6 +144,11 @@ def test_restricted_documents_never_reach_callers_without_the_group(
         "ZEBRA-7731",
         "euros per year",
     ]
+    # Every word and sentence of the restricted document, and questions built around them.
+    words = sorted({w.strip(".,#") for w in RESTRICTED[1].split() if len(w.strip(".,#")) > 3})
+    probes += words + [f"What does the handbook say about {w}?" for w in words]
+    probes += [line for line in RESTRICTED[1].split(". ") if line.strip()]
+    assert len(probes) >= 40
     caller = handbook.auth("caller")
     for probe in probes:
         for mode in ("hybrid", "keyword", "dense"):
