@@ -125,7 +125,9 @@ class Container:
 
     @cached_property
     def knowledge(self) -> KnowledgeService:
-        return KnowledgeService(self.sessions, self.knowledge_index, self.blobs, self.embedder)
+        return KnowledgeService(
+            self.sessions, self.knowledge_index, self.blobs, self.embedder, self.metrics
+        )
 
     @cached_property
     def ingestion(self) -> IngestionService:
@@ -135,6 +137,7 @@ class Container:
             self.blobs,
             self.embedder,
             max_document_bytes=self.settings.max_document_bytes,
+            metrics=self.metrics,
         )
 
     @cached_property

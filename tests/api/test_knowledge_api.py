@@ -129,6 +129,9 @@ def test_ingest_and_search_with_provenance(client: TestClient, handbook: TenantK
         assert hits == sorted(hits, key=lambda h: -h["score"])
     hybrid = search(client, handbook.auth("caller"), "how many vacation days per year")
     assert {"keyword", "dense"} <= set(hybrid[0]["scores"])
+    metrics = client.get("/metrics").text
+    assert 'shipyard_documents_processed_total{status="indexed"}' in metrics
+    assert 'shipyard_search_seconds_count{mode="hybrid"}' in metrics
 
 
 def test_restricted_documents_never_reach_callers_without_the_group(

@@ -52,3 +52,23 @@ class Metrics:
         self.model_ready = Gauge(
             "shipyard_task_ready", "1 when the task's model is loaded", ["task"], registry=r
         )
+        self.documents = Counter(
+            "shipyard_documents_processed",
+            "Documents processed by ingestion, by outcome (indexed, rejected)",
+            ["status"],
+            registry=r,
+        )
+        self.chunks = Counter("shipyard_chunks_indexed", "Chunks written to the index", registry=r)
+        self.ingest_latency = Histogram(
+            "shipyard_ingest_document_seconds",
+            "Time to parse, chunk, embed and index one document",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.search_latency = Histogram(
+            "shipyard_search_seconds",
+            "Knowledge search latency (embedding the query included)",
+            ["mode"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )

@@ -33,6 +33,7 @@ from shipyard.knowledge.index import KnowledgeIndex
 from shipyard.knowledge.injection import looks_like_injection
 from shipyard.knowledge.parsing import ParseLimits, parse_document
 from shipyard.knowledge.types import DocumentRef, DocumentRejected
+from shipyard.observability.metrics import Metrics
 from shipyard.storage.db import SessionFactory
 from shipyard.storage.knowledge_repositories import (
     CollectionRepository,
@@ -116,6 +117,7 @@ class IngestionService:
         encoder: Callable[[], Encoder],
         *,
         max_document_bytes: int,
+        metrics: Metrics | None = None,
         chunking: ChunkingOptions | None = None,
     ) -> None:
         self._sessions = sessions
@@ -124,6 +126,7 @@ class IngestionService:
         self._encoder = encoder
         self._limits = ParseLimits(max_bytes=max_document_bytes)
         self._chunking = chunking or ChunkingOptions()
+        self._metrics = metrics
         self.dispatch: Dispatch | None = None  # set by the job runner at start-up
 
     # -- submission ----------------------------------------------------------------------
@@ -296,6 +299,10 @@ class IngestionService:
                     updated_at=_now(),
                 )
             )
+        if self._metrics is not None:
+            self._metrics.documents.labels("indexed").inc()
+            self._metrics.chunks.inc(len(chunks))
+            self._metrics.ingest_latency.observe(time.perf_counter() - started)
         log.info(
             "document indexed",
             extra={
@@ -324,6 +331,8 @@ class IngestionService:
                     updated_at=_now(),
                 )
             )
+        if self._metrics is not None:
+            self._metrics.documents.labels("rejected").inc()
         log.info("document rejected", extra={"document_id": ref.document_id, "code": code})
         self._maybe_finish_job(ref.tenant_id, ref.document_id)
         return "rejected"

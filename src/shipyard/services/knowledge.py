@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from shipyard.knowledge.index import KnowledgeIndex
 from shipyard.knowledge.injection import looks_like_injection
 from shipyard.knowledge.retrieval import MODES, Mode, SearchRequest, search
 from shipyard.knowledge.types import DocumentRef, Passage, Scope
+from shipyard.observability.metrics import Metrics
 from shipyard.services.ingestion import Encoder
 from shipyard.storage.db import SessionFactory
 from shipyard.storage.knowledge_repositories import CollectionRepository, DocumentRepository
@@ -52,7 +54,9 @@ class KnowledgeService:
         index: KnowledgeIndex,
         blobs: BlobStore,
         encoder: Callable[[], Encoder],
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._sessions = sessions
         self._index = index
         self._blobs = blobs
@@ -299,6 +303,7 @@ class KnowledgeService:
         if problems:
             raise InvalidInput("invalid search", problems)
         checked_mode: Mode = mode  # type: ignore[assignment]
+        started = time.perf_counter()
         vector = self._encoder().encode([query])[0] if checked_mode in ("hybrid", "dense") else None
         with self._sessions() as session:
             found = CollectionRepository(session, tenant_id).by_names(collections)
@@ -314,6 +319,8 @@ class KnowledgeService:
             documents = DocumentRepository(session, tenant_id).by_ids(
                 sorted({hit.document_id for hit in hits})
             )
+        if self._metrics is not None:
+            self._metrics.search_latency.labels(checked_mode).observe(time.perf_counter() - started)
         names = {c.id: c.name for c in found.values()}
         passages = []
         for hit in hits:
