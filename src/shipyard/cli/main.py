@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from shipyard.access.principal import Principal
 from shipyard.access.roles import Role
-from shipyard.cli import eval_cmd, keys_cmd, knowledge_cmd
+from shipyard.cli import eval_cmd, keys_cmd, knowledge_cmd, worker_cmd
 from shipyard.cli.common import (
     EXIT_FAILED,
     ProjectOption,
@@ -44,6 +44,7 @@ app.add_typer(knowledge_cmd.collections_app, name="collections", no_args_is_help
 app.command("ingest")(knowledge_cmd.ingest)
 app.command("jobs")(knowledge_cmd.jobs)
 app.command("search")(knowledge_cmd.search)
+app.command("worker")(worker_cmd.worker)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
