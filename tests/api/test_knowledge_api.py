@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from shipyard.access.roles import Role
 from shipyard.bootstrap import Container
+from shipyard.knowledge.blobs import sha256_hex
 from tests.conftest import TenantKeys, new_tenant
 
 HANDBOOK = [
@@ -246,7 +247,9 @@ def test_injection_in_a_document_is_flagged_and_only_quoted(
         assert citation["quote"] in attack
 
 
-def test_reingest_changed_unchanged_and_duplicate(client: TestClient, handbook: TenantKeys) -> None:
+def test_reingest_changed_unchanged_and_duplicate(
+    client: TestClient, trained_container: Container, handbook: TenantKeys
+) -> None:
     again = add_text(client, handbook, "handbook", [HANDBOOK[0]])
     assert again["documents"][0]["status"] == "unchanged"
     duplicate = add_text(client, handbook, "handbook", [("copy.md", HANDBOOK[0][1])])
@@ -254,6 +257,11 @@ def test_reingest_changed_unchanged_and_duplicate(client: TestClient, handbook: 
     changed_text = "# Vacation policy\n\nEvery full-time employee receives 31 vacation days."
     changed = add_text(client, handbook, "handbook", [("vacation.md", changed_text)])
     assert changed["documents"][0]["status"] == "queued"
+    # The replaced upload is no longer kept; the new one is.
+    blobs = trained_container.blobs
+    tenant_id = next(t.id for t in trained_container.access.tenants() if t.slug == handbook.slug)
+    assert not blobs.exists(tenant_id, sha256_hex(HANDBOOK[0][1].encode()))
+    assert blobs.exists(tenant_id, sha256_hex(changed_text.encode()))
     hits = search(client, handbook.auth("caller"), "vacation days full-time employee", k=10)
     texts = " ".join(hit["text"] for hit in hits if hit["source"] == "vacation.md")
     assert "31 vacation days" in texts

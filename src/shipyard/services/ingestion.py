@@ -39,6 +39,7 @@ from shipyard.storage.knowledge_repositories import (
     CollectionRepository,
     DocumentRepository,
     JobRepository,
+    drop_unreferenced_blobs,
 )
 from shipyard.storage.tables import Document, Job
 
@@ -148,13 +149,16 @@ class IngestionService:
         job_id = str(uuid.uuid4())
         queued: list[tuple[str, str]] = []
         results: list[Accepted] = []
+        replaced: set[str] = set()  # content hashes a changed document no longer uses
         with self._sessions.begin() as session:
             found = CollectionRepository(session, principal.tenant_id).by_name(collection)
             if found is None:
                 raise NotFound(f"no collection {collection!r}")
             documents = DocumentRepository(session, principal.tenant_id)
             for upload in uploads:
-                result = self._accept(session, documents, found.id, job_id, principal, upload)
+                result = self._accept(
+                    session, documents, found.id, job_id, principal, upload, replaced
+                )
                 results.append(result)
                 if result.status == "queued" and result.document_id:
                     queued.append((principal.tenant_id, result.document_id))
@@ -185,6 +189,7 @@ class IngestionService:
                 tenant_id=principal.tenant_id,
                 data={"type": "ingest", "collection": collection, "outcomes": _tally(results)},
             )
+        drop_unreferenced_blobs(self._sessions, self._blobs, principal.tenant_id, replaced)
         if queued and self.dispatch is not None:
             self.dispatch(job_id, queued)
         return JobView(job, {"pending": len(queued)} if queued else {}), results
@@ -197,6 +202,7 @@ class IngestionService:
         job_id: str,
         principal: Principal,
         upload: Upload,
+        replaced: set[str],
     ) -> Accepted:
         source = upload.source.strip()
         groups = normalise_groups(upload.groups)
@@ -213,6 +219,8 @@ class IngestionService:
             twin = documents.by_content(collection_id, digest)
             if twin is not None:
                 return Accepted(source, "duplicate", twin.id, f"same content as {twin.source!r}")
+        if existing is not None:
+            replaced.add(existing.content_sha256)
         too_large = len(upload.content) > self._limits.max_bytes
         if not too_large:
             self._blobs.put(principal.tenant_id, upload.content)

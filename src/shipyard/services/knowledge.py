@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,7 +25,11 @@ from shipyard.knowledge.types import DocumentRef, Passage, Scope
 from shipyard.observability.metrics import Metrics
 from shipyard.services.ingestion import Encoder
 from shipyard.storage.db import SessionFactory
-from shipyard.storage.knowledge_repositories import CollectionRepository, DocumentRepository
+from shipyard.storage.knowledge_repositories import (
+    CollectionRepository,
+    DocumentRepository,
+    drop_unreferenced_blobs,
+)
 from shipyard.storage.tables import Collection, Document
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
@@ -237,16 +240,7 @@ class KnowledgeService:
         self._drop_unreferenced(principal.tenant_id, {digest})
 
     def _drop_unreferenced(self, tenant_id: str, digests: set[str]) -> None:
-        with self._sessions() as session:
-            still = set(
-                session.execute(
-                    select(Document.content_sha256).where(
-                        Document.tenant_id == tenant_id, Document.content_sha256.in_(digests)
-                    )
-                ).scalars()
-            )
-        for digest in digests - still:
-            self._blobs.delete(tenant_id, digest)
+        drop_unreferenced_blobs(self._sessions, self._blobs, tenant_id, digests)
 
     @staticmethod
     def _visible_groups(principal: Principal) -> frozenset[str] | None:

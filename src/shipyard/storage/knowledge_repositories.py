@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from shipyard.storage.tables import Collection, Document, Job
 
@@ -190,3 +191,27 @@ def pending_documents(session: Session, limit: int = 10_000) -> list[tuple[str, 
         .limit(limit)
     ).all()
     return [(tenant_id, document_id) for tenant_id, document_id in rows]
+
+
+class BlobDeleter(Protocol):
+    def delete(self, tenant_id: str, digest: str) -> None: ...
+
+
+def drop_unreferenced_blobs(
+    sessions: sessionmaker[Session], blobs: BlobDeleter, tenant_id: str, digests: set[str]
+) -> None:
+    """Delete stored uploads that no document of the tenant refers to any more. Runs after
+    the commit that dropped the reference: a crash in between leaves an orphan file, never a
+    document without its upload."""
+    if not digests:
+        return
+    with sessions() as session:
+        still = set(
+            session.execute(
+                select(Document.content_sha256).where(
+                    Document.tenant_id == tenant_id, Document.content_sha256.in_(digests)
+                )
+            ).scalars()
+        )
+    for digest in digests - still:
+        blobs.delete(tenant_id, digest)
