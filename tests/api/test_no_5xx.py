@@ -81,3 +81,54 @@ def test_any_token_and_run_id_get_a_non_5xx_answer(
         f"/v1/runs/{quote(run_id, safe='')}", headers={"Authorization": f"Bearer {token}"}
     )
     assert response.status_code in (401, 404), response.text
+
+
+document_bodies = json_values | st.fixed_dictionaries(
+    {
+        "documents": st.lists(
+            st.fixed_dictionaries(
+                {"source": st.text(max_size=20), "text": st.text(max_size=200)},
+                optional={
+                    "groups": st.lists(st.text(max_size=12), max_size=3),
+                    "media_type": st.sampled_from(["text/plain", "text/html", "text/markdown"]),
+                    "metadata": json_values,
+                },
+            ),
+            max_size=3,
+        )
+    }
+)
+
+
+@FUZZ
+@given(body=document_bodies)
+def test_any_document_upload_gets_a_non_5xx_answer(
+    client: TestClient, tenant: TenantKeys, body: object
+) -> None:
+    client.post("/v1/collections", json={"name": "fuzz"}, headers=tenant.auth("operator"))
+    response = client.post(
+        "/v1/collections/fuzz/documents", json=body, headers=tenant.auth("operator")
+    )
+    assert response.status_code < 500, response.text
+    assert response.status_code in (202, 422)
+
+
+@FUZZ
+@given(body=json_values | st.fixed_dictionaries({"query": st.text(max_size=300)}))
+def test_any_search_gets_a_non_5xx_answer(
+    client: TestClient, tenant: TenantKeys, body: object
+) -> None:
+    client.post("/v1/collections", json={"name": "fuzz"}, headers=tenant.auth("operator"))
+    response = client.post("/v1/collections/fuzz/search", json=body, headers=tenant.auth())
+    assert response.status_code in (200, 422), response.text
+
+
+@FUZZ
+@given(name=st.text(max_size=40), document=st.text(max_size=40))
+def test_any_collection_and_document_path_gets_a_non_5xx_answer(
+    client: TestClient, tenant: TenantKeys, name: str, document: str
+) -> None:
+    path = f"/v1/collections/{quote(name, safe='')}/documents/{quote(document, safe='')}"
+    for method in ("GET", "DELETE"):
+        response = client.request(method, path, headers=tenant.auth("operator"))
+        assert response.status_code < 500, response.text
