@@ -42,7 +42,8 @@ test: lint typecheck unit gate
 # Re-resolve the pinned, hash-checked lock file after changing pyproject.toml.
 lock: install
 	$(BIN)/pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --quiet -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --quiet \
+		--no-emit-package llama-cpp-python -o requirements.lock
 
 bench: install
 	$(BIN)/python bench/overhead.py --project $(PROJECT)

@@ -12,9 +12,11 @@ from shipyard.cli.common import ProjectOption, fail, open_container
 
 
 class Pool(enum.StrEnum):
-    solo = "solo"  # tasks run in the worker process itself: least memory, one at a time
     prefork = "prefork"  # one child process per slot, each with its own model session
-    threads = "threads"  # one shared model and engine, several tasks at once
+    threads = "threads"  # one process: one shared model and engine, several tasks at once
+    # Tasks run inside the consumer loop. Least memory, but on RabbitMQ with prefetch 1
+    # (Celery 5.7) it stalls for up to 10 s between some tasks; fine on Redis.
+    solo = "solo"
 
 
 def worker(
@@ -22,7 +24,7 @@ def worker(
     concurrency: Annotated[
         int, typer.Option(min=1, help="Documents indexed at once (prefork or threads pool)")
     ] = 1,
-    pool: Annotated[Pool, typer.Option(help="How tasks are run")] = Pool.solo,
+    pool: Annotated[Pool, typer.Option(help="How tasks are run")] = Pool.prefork,
     loglevel: Annotated[str, typer.Option(help="Log level of the worker")] = "INFO",
 ) -> None:
     """Run a Celery worker for ingestion jobs (needs SHIPYARD_BROKER_URL).
