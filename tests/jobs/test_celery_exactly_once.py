@@ -51,8 +51,8 @@ BROKERS = [
 ]
 # The Typer command behind `shipyard worker`, run as a module. Not the solo pool: on RabbitMQ
 # it stalls up to 10 s between some tasks at prefetch 1 (a minute of work took eight).
-_WORKER_COMMAND = (sys.executable, "-m", "shipyard.cli.worker_cmd", "--pool", "prefork")
-_WORKER_COMMAND += ("--concurrency", "1", "--loglevel", "INFO")
+_WORKER_COMMAND = [sys.executable, "-m", "shipyard.cli.worker_cmd", "--pool", "prefork"]
+_WORKER_COMMAND += ["--concurrency", "1", "--loglevel", "INFO"]
 _RECEIVED = re.compile(r"Task shipyard\.ingest_document\[([0-9a-f-]+)\] received")
 _SUCCEEDED = re.compile(r"Task shipyard\.ingest_document\[([0-9a-f-]+)\] succeeded")
 

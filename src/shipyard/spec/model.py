@@ -9,6 +9,7 @@ key, so the loader can point at the right YAML line.
 
 from __future__ import annotations
 
+import string
 from collections.abc import Callable, Collection, Mapping
 from types import MappingProxyType
 from typing import Annotated, Any, Final, Literal, Self
@@ -101,6 +102,26 @@ class FieldSpec(SpecModel):
                     problems.append(((bound,), "must be a whole number for an integer field"))
         raise_problems("FieldSpec", problems)
         return self
+
+
+def template_fields(template: str) -> list[str]:
+    """The ``{field}`` names of a prompt template; anything but a plain name (``{a.b}``,
+    ``{a[0]}``, a conversion or format spec) is returned as written so it is refused."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError:
+        return ["<unbalanced braces>"]
+    names = []
+    for _text, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if spec or conversion or not name.isidentifier():
+            names.append(
+                name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+            )
+        else:
+            names.append(name)
+    return names
 
 
 def _check_range(spec: BaseModel, low: str, high: str) -> list[Problem]:
@@ -207,6 +228,27 @@ class KnowledgeSpec(SpecModel):
         if len(set(collections)) != len(collections):
             raise ValueError("collections must be unique")
         return collections
+
+
+class PromptSpec(SpecModel):
+    """The prompt for a task served by a chat model. Templates name input fields as
+    ``{field}``; nothing else is evaluated (no attribute access, indexing or code)."""
+
+    system: str = Field(default="", description="System message: the model's instructions.")
+    user: str = Field(
+        min_length=1,
+        description="User message template, e.g. 'Extract the parties from: {text}'.",
+    )
+
+
+class GenerationSpec(SpecModel):
+    """Limits for a chat model's reply."""
+
+    max_tokens: int = Field(default=512, ge=1, le=32_000, description="Most tokens generated.")
+    temperature: float = Field(default=0.0, ge=0, le=2, description="Sampling temperature.")
+    timeout_seconds: float = Field(
+        default=60, gt=0, le=600, description="Longest a whole model call (with retries) may take."
+    )
 
 
 class DatasetSpec(SpecModel):
@@ -375,6 +417,12 @@ class TaskSpec(SpecModel):
     evaluation: EvaluationSpec | None = Field(
         default=None, description="Evaluation set and gates checked before promotion."
     )
+    prompt: PromptSpec | None = Field(
+        default=None, description="Prompt templates, for tasks served by a chat model."
+    )
+    generation: GenerationSpec = Field(
+        default=GenerationSpec(), description="Reply limits for chat models."
+    )
     hypothesis: HypothesisSpec | None = Field(
         default=None, description="Business outcome and the KPIs that track it."
     )
@@ -395,6 +443,24 @@ class TaskSpec(SpecModel):
         if rule is not None:
             raise_problems("TaskSpec", rule(output))
         return output
+
+    @model_validator(mode="after")
+    def _prompt_fields(self) -> Self:
+        if self.prompt is None:
+            return self
+        problems: list[Problem] = []
+        for key in ("system", "user"):
+            for name in template_fields(getattr(self.prompt, key)):
+                if name not in self.input:
+                    problems.append(
+                        (
+                            ("prompt", key),
+                            f"template field {{{name}}} is not a plain declared input field "
+                            f"({', '.join(self.input)})",
+                        )
+                    )
+        raise_problems("TaskSpec", problems)
+        return self
 
     @model_validator(mode="after")
     def _knowledge_for_answer(self) -> Self:
