@@ -15,6 +15,7 @@ from shipyard.errors import ConfigError
 from shipyard.kinds.answer import AnswerKind
 from shipyard.kinds.base import KindRegistry, RunContext
 from shipyard.kinds.classify import ClassifyKind
+from shipyard.kinds.extract import ExtractKind
 from shipyard.knowledge.blobs import BlobStore
 from shipyard.knowledge.index import KnowledgeIndex
 from shipyard.knowledge.indexes import make_index
@@ -101,6 +102,7 @@ class Container:
         registry = KindRegistry()
         registry.register(ClassifyKind(self.embedder))
         registry.register(AnswerKind(self._retrieve_for_run, self.embedder))
+        registry.register(ExtractKind())
         return registry
 
     def _retrieve_for_run(

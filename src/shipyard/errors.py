@@ -132,3 +132,13 @@ class ConfigError(ShipyardError):
     status: int = 500
     slug: str = "configuration-error"
     title: str = "Configuration error"
+
+
+@dataclass
+class InvalidModelOutput(ShipyardError):
+    """A chat model's reply did not match the task's output schema, even after one repair
+    attempt; ``problems`` name the offending fields. No partial output is ever returned."""
+
+    status: int = 502
+    slug: str = "invalid-model-output"
+    title: str = "Invalid model output"

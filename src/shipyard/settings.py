@@ -6,15 +6,100 @@ Settings are created by entry points and passed down; nothing reads the environm
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shipyard.errors import ConfigError
 
 MIN_SECRET_KEY_LENGTH = 32
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+# Hosts a provider type may use without being listed in SHIPYARD_PROVIDER_HOSTS: the vendor's own.
+_OFFICIAL_HOSTS: dict[str, tuple[str, ...]] = {
+    "openai": ("api.openai.com",),
+    "azure_openai": ("*.openai.azure.com",),
+    "openai_compatible": (),
+}
+
+
+class ModelPrice(BaseModel):
+    """Price of one model, in the account's currency per 1,000 tokens."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input_per_1k: float = Field(ge=0)
+    output_per_1k: float = Field(ge=0)
+
+
+class ProviderSettings(BaseModel):
+    """One LLM account and endpoint (an entry of ``SHIPYARD_PROVIDERS``). The key lives only
+    here, as a SecretStr: specs and requests name a provider, never carry credentials."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["openai", "azure_openai", "openai_compatible"]
+    base_url: str | None = Field(
+        default=None,
+        description="API root; azure_openai: the resource endpoint. Default for openai: "
+        + OPENAI_BASE_URL,
+    )
+    api_key: SecretStr | None = None
+    api_version: str | None = Field(default=None, description="azure_openai: API version")
+    deployments: dict[str, str] = Field(
+        default={}, description="azure_openai: model name -> deployment name"
+    )
+    connect_timeout: float = Field(default=5, gt=0)
+    read_timeout: float = Field(default=60, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    backoff_base: float = Field(default=0.5, ge=0)
+    backoff_max: float = Field(default=8, ge=0)
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_reset_seconds: float = Field(default=30, gt=0)
+    prices: dict[str, ModelPrice] = Field(default={}, description="model name -> price")
+
+    @property
+    def resolved_base_url(self) -> str | None:
+        if self.base_url is None and self.type == "openai":
+            return OPENAI_BASE_URL
+        return self.base_url
+
+
+def _host_allowed(host: str, patterns: list[str] | tuple[str, ...]) -> bool:
+    """``host`` (lowercase) equals a pattern, or ends with ``.suffix`` for ``*.suffix``."""
+    for raw in patterns:
+        pattern = raw.lower().rstrip(".")
+        if host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:])):
+            return True
+    return False
+
+
+def check_provider(name: str, provider: ProviderSettings, allowed_hosts: list[str]) -> None:
+    """Refuse a provider whose endpoint is not allowed: a spec or a mistaken setting must not
+    send a key (or requests from inside the network) to an arbitrary host (SSRF / key leak)."""
+    where = f"SHIPYARD_PROVIDERS[{name!r}]"
+    if not re.fullmatch(r"[a-z][a-z0-9_-]{0,62}", name):
+        raise ConfigError(f"{where}: use lowercase letters, digits, '-' or '_' (as in specs)")
+    url = provider.resolved_base_url
+    if url is None:
+        raise ConfigError(f"{where}: base_url is required for type {provider.type}")
+    parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".")
+    if parts.scheme not in {"http", "https"} or not host:
+        raise ConfigError(f"{where}: base_url must be an http(s) URL with a host")
+    if not _host_allowed(host, [*_OFFICIAL_HOSTS[provider.type], *allowed_hosts]):
+        raise ConfigError(
+            f"{where}: host {host!r} is not in SHIPYARD_PROVIDER_HOSTS; "
+            "add it there to allow sending requests and the key to it"
+        )
+    if provider.type == "azure_openai" and not provider.api_version:
+        raise ConfigError(f"{where}: api_version is required for type azure_openai")
+    if provider.type == "openai" and provider.api_key is None:
+        raise ConfigError(f"{where}: api_key is required for type openai")
 
 
 class Settings(BaseSettings):
@@ -62,6 +147,19 @@ class Settings(BaseSettings):
         description="Continue the caller's W3C trace (only behind a trusted gateway)",
     )
     model_threads: int = Field(default=0, ge=0, description="ONNX threads; 0 = runtime default")
+    providers: dict[str, ProviderSettings] = Field(
+        default={}, description="LLM providers by name (JSON), referenced by specs' model routes"
+    )
+    provider_hosts: list[str] = Field(
+        default=[],
+        description="Hosts LLM providers may use besides the vendors' own ('*.example.com' ok)",
+    )
+
+    @model_validator(mode="after")
+    def _check_providers(self) -> Settings:
+        for name, provider in self.providers.items():
+            check_provider(name, provider, self.provider_hosts)
+        return self
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:

@@ -25,6 +25,7 @@ import pytest
 from sqlalchemy import text
 
 from shipyard.bootstrap import Container, build
+from shipyard.errors import ConfigError
 from shipyard.jobs.celery_app import CeleryDispatcher
 from shipyard.jobs.setup import make_runner
 from shipyard.settings import Settings
@@ -250,3 +251,28 @@ def _kill_a_worker_mid_job_and_check(
         f"kill, redelivered to worker-2; worker-2 finished in {to_finish:.1f}s; "
         f"total {time.monotonic() - began:.1f}s; {total} chunks"
     )
+
+
+def test_a_broker_outage_at_submit_leaves_the_documents_pending(tmp_path: Path) -> None:
+    """Publishing fails fast and quietly: the work is committed and a worker start resumes it."""
+    container = _container(
+        "redis://127.0.0.1:1/0",  # nothing listens on port 1
+        write_tiny_project(tmp_path / "project"),
+        tmp_path / "state",
+        f"sqlite:///{tmp_path / 'shipyard.db'}",
+    )
+    principal = admin(container)
+    container.knowledge.create_collection(principal, "handbook")
+    dispatcher = make_runner(container)
+    began = time.monotonic()
+    _view, results = container.ingestion.submit(principal, "handbook", uploads(3))
+    assert time.monotonic() - began < 30
+    assert [result.status for result in results] == ["queued"] * 3
+    assert status_counts(container) == {"pending": 3}
+    dispatcher.stop()
+    container.close()
+
+
+def test_celery_needs_a_broker_url() -> None:
+    with pytest.raises(ConfigError, match="SHIPYARD_BROKER_URL"):
+        CeleryDispatcher(Settings(jobs="celery", broker_url=None))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -34,15 +35,17 @@ def worker(
     from shipyard.jobs.celery_app import QUEUE, make_celery
     from shipyard.observability.logging import configure_logging
 
+    if loglevel.upper() not in logging.getLevelNamesMapping():
+        raise fail(f"unknown log level {loglevel!r}; use DEBUG, INFO, WARNING or ERROR")
     if pool is Pool.solo and concurrency != 1:
         raise fail("--pool solo runs one task at a time; use prefork or threads for more")
-    container = open_container(project)  # validates settings, upgrades the database
-    # This process only publishes the pending documents; tasks build their own container
-    # (after the fork, with prefork), so release the connections before the pool starts.
-    settings = container.settings.model_copy(update={"jobs": "celery"})
-    container.close()
+    settings = open_container(project, migrate=False).settings  # validated, nothing opened
     if not settings.broker_url:
         raise fail("no broker configured: set SHIPYARD_BROKER_URL (e.g. redis://localhost:6379/0)")
+    # Tasks build their own container (after the fork, with prefork): this one only upgrades
+    # the schema, and its connections are closed before the pool starts.
+    open_container(project).close()
+    settings = settings.model_copy(update={"jobs": "celery"})
     configure_logging(loglevel, json_format=settings.log_json)
     app = make_celery(settings)
     app.worker_main(

@@ -8,6 +8,11 @@ from typing import Any
 
 from shipyard.errors import DataInvalid, FieldProblem
 from shipyard.evaluation.answer_scoring import ANSWER_METRICS, answer_correct, score_answer
+from shipyard.evaluation.extract_scoring import (
+    extract_correct,
+    extract_metric_names,
+    score_extract,
+)
 from shipyard.evaluation.metrics import classify_metrics
 from shipyard.spec import TaskSpec
 
@@ -107,5 +112,8 @@ SCORING: dict[str, KindScoring] = {
     "classify": KindScoring(_classify_correct, _score_classify, _classify_metric_names),
     "answer": KindScoring(
         answer_correct, score_answer, lambda _spec: ANSWER_METRICS, empty_expected=True
+    ),
+    "extract": KindScoring(
+        extract_correct, score_extract, extract_metric_names, empty_expected=True
     ),
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+_LLM_LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
 _CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 
 
@@ -70,5 +71,37 @@ class Metrics:
             "Knowledge search latency (embedding the query included)",
             ["mode"],
             buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        # LLM providers: one sample per route entry tried (after that entry's retries).
+        self.llm_calls = Counter(
+            "shipyard_llm_calls",
+            "LLM calls per route entry, by outcome (ok, invalid_output, timeout, ...)",
+            ["provider", "model", "outcome"],
+            registry=r,
+        )
+        self.llm_tokens = Counter(
+            "shipyard_llm_tokens",
+            "LLM tokens billed, by direction (input, output)",
+            ["provider", "model", "direction"],
+            registry=r,
+        )
+        self.llm_cost = Counter(
+            "shipyard_llm_cost",
+            "LLM cost from the configured price table (models without a price not counted)",
+            ["provider", "model"],
+            registry=r,
+        )
+        self.llm_latency = Histogram(
+            "shipyard_llm_latency_seconds",
+            "LLM call latency per route entry, retries and back-off included",
+            ["provider", "model"],
+            buckets=_LLM_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.breaker_open = Gauge(
+            "shipyard_breaker_open",
+            "1 while a provider's circuit breaker is open or half-open, else 0",
+            ["provider"],
             registry=r,
         )

@@ -33,7 +33,7 @@ from shipyard.spec.constraints import (
 )
 from shipyard.spec.thresholds import Threshold, parse_threshold
 
-DEFAULT_KINDS: Final[frozenset[str]] = frozenset({"classify", "answer"})
+DEFAULT_KINDS: Final[frozenset[str]] = frozenset({"classify", "answer", "extract"})
 """Kinds accepted when the validation context does not name any (``{"kinds": [...]}``)."""
 
 FieldType = Literal["string", "integer", "number", "boolean", "enum", "list", "citations"]
@@ -368,8 +368,29 @@ def _answer_output(output: Mapping[str, FieldSpec]) -> list[Problem]:
     return problems
 
 
+def _extract_output(output: Mapping[str, FieldSpec]) -> list[Problem]:
+    """Extracted fields are text copied from the input, absent (null) when not mentioned;
+    an optional ``confidence`` number carries the tagger's probability."""
+    problems: list[Problem] = []
+    for name, field in output.items():
+        if name == "confidence":
+            if field.type != "number":
+                problems.append(((name, "type"), "kind extract needs 'confidence' of type number"))
+        elif field.type != "string":
+            problems.append(((name, "type"), f"kind extract fills '{name}' with text: use string"))
+        elif field.required:
+            problems.append(
+                ((name, "required"), f"'{name}' is null when the text lacks it; required: false")
+            )
+    if set(output) <= {"confidence"}:
+        problems.append(((), "kind extract needs at least one string output field"))
+    return problems
+
+
 KIND_OUTPUT_RULES: Final[Mapping[str, Callable[[Mapping[str, FieldSpec]], list[Problem]]]] = (
-    MappingProxyType({"classify": _classify_output, "answer": _answer_output})
+    MappingProxyType(
+        {"classify": _classify_output, "answer": _answer_output, "extract": _extract_output}
+    )
 )
 """Output contracts of the built-in kinds; a plugin kind without an entry has no extra rule."""
 
