@@ -38,9 +38,7 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def score_extract(
-    spec: TaskSpec, cases: Sequence[Any]
-) -> tuple[dict[str, float], dict[str, Any]]:
+def score_extract(spec: TaskSpec, cases: Sequence[Any]) -> tuple[dict[str, float], dict[str, Any]]:
     fields = scored_fields(spec)
     expected = [case.expected for case in cases]
     predicted = [case.output for case in cases]

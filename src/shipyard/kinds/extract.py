@@ -58,7 +58,7 @@ def _span_problem(span: Any, text: str, slots: Sequence[str]) -> str | None:
     if slot not in slots:
         return f"slot {slot!r} is not a declared output field ({', '.join(slots)})"
     # bool is an int subclass; "start": true is a data error, not offset 1.
-    if not all(isinstance(n, int) and not isinstance(n, bool) for n in (start, end)):
+    if not isinstance(start, int) or not isinstance(end, int) or bool in (type(start), type(end)):
         return f"slot {slot!r}: start and end must be whole numbers"
     if not 0 <= start < end <= len(text):
         return f"slot {slot!r}: [{start}, {end}) is not a non-empty range inside the text"
@@ -84,11 +84,11 @@ def training_spans(
             problem = "must be a JSON list of spans"
             problems.append(FieldProblem(column, problem, file=file, line=example.line))
             continue
-        row = []
+        row: list[Span] = []
         for span in raw:
-            problem = _span_problem(span, text, slots)
-            if problem is not None:
-                problems.append(FieldProblem(column, problem, file=file, line=example.line))
+            issue = _span_problem(span, text, slots)
+            if issue is not None:
+                problems.append(FieldProblem(column, issue, file=file, line=example.line))
             else:
                 row.append(Span(str(span["slot"]), int(span["start"]), int(span["end"])))
         texts.append(text)
@@ -137,9 +137,9 @@ class ExtractRunner:
             # One value per field: the longest span of its slot, the first of equal length.
             for span in sorted(tagging.spans, key=lambda s: (-(s.end - s.start), s.start)):
                 value = text[span.start : span.end]
-                if span.slot in output and output[span.slot] is None:
-                    if _fits(value, self._spec.output[span.slot]):
-                        output[span.slot] = value
+                free = span.slot in output and output[span.slot] is None
+                if free and _fits(value, self._spec.output[span.slot]):
+                    output[span.slot] = value
             confidence = round(tagging.probability, 4)
             if CONFIDENCE in self._spec.output:
                 output[CONFIDENCE] = confidence

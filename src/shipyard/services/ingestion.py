@@ -47,6 +47,11 @@ log = logging.getLogger("shipyard.ingestion")
 
 MAX_SOURCE_CHARS = 500
 FINAL_STATUSES = frozenset({"indexed", "rejected"})
+# Rejections that say nothing about the file itself: sending the same bytes again retries.
+TRANSIENT_REJECTIONS = frozenset({"failed", "lost", "gave_up"})
+MAX_ATTEMPTS = 3
+"""Processing starts per document before it is given up: a file that kills the worker
+process (parser crash, out of memory) would otherwise be redelivered forever."""
 
 
 class Encoder(Protocol):
@@ -191,7 +196,12 @@ class IngestionService:
             )
         drop_unreferenced_blobs(self._sessions, self._blobs, principal.tenant_id, replaced)
         if queued and self.dispatch is not None:
-            self.dispatch(job_id, queued)
+            try:
+                self.dispatch(job_id, queued)
+            except Exception:
+                # Accepted work is committed; a runner that cannot take it now leaves the
+                # documents pending, and they are resumed at the next runner or worker start.
+                log.exception("dispatch failed; documents stay pending", extra={"job_id": job_id})
         return JobView(job, {"pending": len(queued)} if queued else {}), results
 
     def _accept(
@@ -208,7 +218,8 @@ class IngestionService:
         groups = normalise_groups(upload.groups)
         digest = sha256_hex(upload.content)
         existing = documents.by_source(collection_id, source)
-        if existing is not None and existing.content_sha256 == digest:
+        retry = existing is not None and existing.reason_code in TRANSIENT_REJECTIONS
+        if existing is not None and existing.content_sha256 == digest and not retry:
             if existing.status == "rejected" or sorted(existing.groups) == sorted(groups):
                 return Accepted(source, "unchanged", existing.id, existing.reason)
             existing.groups = sorted(groups)
@@ -241,6 +252,7 @@ class IngestionService:
         document.groups = sorted(groups)
         document.meta = dict(upload.metadata)
         document.job_id = job_id
+        document.attempts = 0
         document.updated_at = now
         if too_large:
             # Refused at the door: the bytes are not kept, the row says why.
@@ -268,6 +280,10 @@ class IngestionService:
             digest, title = document.content_sha256, document.title
             source, declared = document.source, document.media_type
             ref = _ref(document)
+        attempts = self._count_attempt(ref, digest)
+        if attempts > MAX_ATTEMPTS:
+            reason = f"processing did not finish in {MAX_ATTEMPTS} attempts"
+            return self._finish_rejected(ref, digest, "gave_up", reason)
         started = time.perf_counter()
         try:
             content = self._blobs.get(tenant_id, digest)
@@ -321,6 +337,22 @@ class IngestionService:
         )
         self._maybe_finish_job(tenant_id, document_id)
         return "indexed"
+
+    def _count_attempt(self, ref: DocumentRef, digest: str) -> int:
+        """Record that processing starts, committed before the work, so a crash counts."""
+        with self._sessions.begin() as session:
+            session.execute(
+                update(Document)
+                .where(
+                    Document.id == ref.document_id,
+                    Document.tenant_id == ref.tenant_id,
+                    Document.status == "pending",
+                    Document.content_sha256 == digest,
+                )
+                .values(attempts=Document.attempts + 1)
+            )
+            current = DocumentRepository(session, ref.tenant_id).get(ref.document_id)
+            return current.attempts if current is not None else 0
 
     def _finish_rejected(self, ref: DocumentRef, digest: str, code: str, reason: str) -> str:
         with self._sessions.begin() as session:

@@ -212,6 +212,7 @@ class Document(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     flags: Mapped[list[str]] = mapped_column(JSON, default=list)  # e.g. "injection"
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # processing starts, for poison
     job_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

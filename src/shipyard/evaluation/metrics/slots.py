@@ -52,7 +52,8 @@ def slot_metrics(
         for field in names:
             gold, guess = _normalised(gold_row, field), _normalised(guess_row, field)
             row_right = row_right and gold == guess
-            counts[field] = [a + b for a, b in zip(counts[field], _counts(gold, guess), strict=True)]
+            pair = _counts(gold, guess)
+            counts[field] = [total + part for total, part in zip(counts[field], pair, strict=True)]
         all_right += row_right
     scalars: dict[str, float] = {}
     per_field: dict[str, dict[str, float]] = {}

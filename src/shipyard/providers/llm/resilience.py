@@ -78,7 +78,7 @@ class RetryPolicy:
     backoff_max: float = 8.0
 
     def backoff(self, retry: int, rng: random.Random) -> float:
-        """Full jitter: any wait up to the exponential ceiling of retry number ``retry`` (0-based)."""
+        """Full jitter: any wait up to the exponential ceiling of (0-based) retry ``retry``."""
         ceiling = min(self.backoff_max, self.backoff_base * 2 ** min(retry, 30))
         return rng.uniform(0.0, ceiling)
 

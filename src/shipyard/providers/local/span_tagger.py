@@ -103,7 +103,9 @@ class SpanTagger:
             slots = [str(slot) for slot in config["slots"]]
             return cls(slots, (directory / MODEL_FILE).read_bytes(), dict(config["metadata"]))
         except (OSError, KeyError, TypeError, ValueError) as exc:  # JSON errors are ValueErrors
-            raise ModelNotReady(f"span tagger at {directory} is missing or unreadable: {exc}") from exc
+            raise ModelNotReady(
+                f"span tagger at {directory} is missing or unreadable: {exc}"
+            ) from exc
 
 
 def train_span_tagger(

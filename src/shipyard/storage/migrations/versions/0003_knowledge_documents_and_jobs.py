@@ -69,6 +69,7 @@ def upgrade() -> None:
         sa.Column("reason_code", sa.String(length=32), nullable=True),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("chunk_count", sa.Integer(), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("flags", sa.JSON(), nullable=False),
         sa.Column("job_id", sa.String(length=36), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
