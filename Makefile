@@ -36,6 +36,8 @@ gate: install
 	$(BIN)/shipyard eval route-request --project examples/assistant-intents
 	$(BIN)/shipyard ingest wiki examples/knowledge-assistant/data/corpus.jsonl --create --project examples/knowledge-assistant
 	$(BIN)/shipyard eval ask-wiki --project examples/knowledge-assistant
+	$(BIN)/shipyard train --if-missing --project examples/booking-extract
+	$(BIN)/shipyard eval booking-fields --project examples/booking-extract
 
 test: lint typecheck unit gate
 

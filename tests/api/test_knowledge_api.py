@@ -427,3 +427,30 @@ def test_changing_groups_takes_effect_on_next_search(
     assert patched.json()["groups"] == ["hr"]
     hits = search(client, handbook.auth("caller"), "vacation days", k=50)
     assert all(hit["source"] != "vacation.md" for hit in hits)
+
+
+def test_nul_and_control_characters_never_reach_the_database(
+    client: TestClient, tenant: TenantKeys
+) -> None:
+    operator = tenant.auth("operator")
+    assert client.get("/v1/collections/%00", headers=operator).status_code == 404
+    assert client.post("/v1/collections", json={"name": "c"}, headers=operator).status_code == 201
+    body = add_text(client, tenant, "c", [("nul.txt", "Text with a NUL\u0000 inside it.")])
+    document_id = body["documents"][0]["document_id"]
+    titled = client.post(
+        "/v1/collections/c/documents",
+        json={"documents": [{"source": "t.txt", "text": "Plain text.", "title": "bad\u0000title"}]},
+        headers=operator,
+    )
+    assert titled.status_code == 202, titled.text
+    document = client.get(f"/v1/collections/c/documents/{document_id}", headers=operator).json()
+    # NUL bytes make text look binary: a clear rejection, not a server error.
+    assert document["reason_code"] == "type_mismatch"
+    titled_id = titled.json()["documents"][0]["document_id"]
+    wait_for_job(client, titled.json()["job"]["id"], operator)
+    stored = client.get(f"/v1/collections/c/documents/{titled_id}", headers=operator).json()
+    assert stored["title"] == "bad title"
+    hits = client.post(
+        "/v1/collections/c/search", json={"query": "NUL\u0000 inside"}, headers=operator
+    )
+    assert hits.status_code == 200

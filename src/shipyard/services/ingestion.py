@@ -245,7 +245,7 @@ class IngestionService:
             chunk_count=0,
             flags=[],
         )
-        document.title = (upload.title or source)[:500]
+        document.title = _printable(upload.title or source)[:500]
         document.media_type = upload.media_type
         document.content_sha256 = digest
         document.size_bytes = len(upload.content)
@@ -318,7 +318,7 @@ class IngestionService:
                     chunk_count=len(chunks),
                     flags=flags,
                     media_type=parsed.media_type,
-                    title=(title if title != source else parsed.title)[:500],
+                    title=_printable(title if title != source else parsed.title)[:500],
                     indexed_at=_now(),
                     updated_at=_now(),
                 )
@@ -432,6 +432,11 @@ def _claim(session: Session, ref: DocumentRef, digest: str) -> bool:
         .values(updated_at=_now())
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+def _printable(text: str) -> str:
+    """Control characters (NUL above all: PostgreSQL refuses it) have no place in a title."""
+    return "".join(char if char >= " " else " " for char in text).strip() or "untitled"
 
 
 def _tally(results: Sequence[Accepted]) -> dict[str, int]:

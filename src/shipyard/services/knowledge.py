@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -26,13 +25,13 @@ from shipyard.observability.metrics import Metrics
 from shipyard.services.ingestion import Encoder
 from shipyard.storage.db import SessionFactory
 from shipyard.storage.knowledge_repositories import (
+    COLLECTION_NAME,
     CollectionRepository,
     DocumentRepository,
     drop_unreferenced_blobs,
 )
 from shipyard.storage.tables import Collection, Document
 
-_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 MAX_K = 50
 MAX_QUERY_CHARS = 2000
 
@@ -70,7 +69,7 @@ class KnowledgeService:
         self, principal: Principal, name: str, description: str = ""
     ) -> Collection:
         authorize(principal.roles, Operation.KNOWLEDGE_WRITE)
-        if not _NAME_RE.match(name):
+        if not COLLECTION_NAME.match(name):
             raise InvalidInput(
                 "invalid collection name",
                 [FieldProblem("name", "1-63 lowercase letters, digits or '-', starting a letter")],

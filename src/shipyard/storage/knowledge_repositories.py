@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -9,6 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from shipyard.storage.tables import Collection, Document, Job
+
+COLLECTION_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 
 
 class CollectionRepository:
@@ -22,6 +25,8 @@ class CollectionRepository:
         self._session.add(collection)
 
     def by_name(self, name: str) -> Collection | None:
+        if not COLLECTION_NAME.match(name):
+            return None  # never stored; and PostgreSQL refuses some bytes (NUL) outright
         return self._session.execute(
             select(Collection).where(
                 Collection.tenant_id == self._tenant_id, Collection.name == name
@@ -29,9 +34,10 @@ class CollectionRepository:
         ).scalar_one_or_none()
 
     def by_names(self, names: Sequence[str]) -> dict[str, Collection]:
+        valid = [name for name in names if COLLECTION_NAME.match(name)]
         rows = self._session.execute(
             select(Collection).where(
-                Collection.tenant_id == self._tenant_id, Collection.name.in_(list(names))
+                Collection.tenant_id == self._tenant_id, Collection.name.in_(valid)
             )
         ).scalars()
         return {row.name: row for row in rows}

@@ -85,9 +85,6 @@ class SpanTagger:
             probability = float(self._tagger.probability(tags))
         return Tagging(decode(tokens, tags), probability)
 
-    def tag_many(self, texts: Sequence[str]) -> list[Tagging]:
-        return [self.tag(text) for text in texts]
-
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / MODEL_FILE).write_bytes(self.model)
