@@ -454,3 +454,71 @@ def test_nul_and_control_characters_never_reach_the_database(
         "/v1/collections/c/search", json={"query": "NUL\u0000 inside"}, headers=operator
     )
     assert hits.status_code == 200
+
+
+def test_answer_runs_are_redacted_for_readers_without_the_groups(
+    client: TestClient, trained_container: Container, handbook: TenantKeys
+) -> None:
+    hr = hr_key(trained_container, handbook)
+    run = client.post(
+        "/v1/tasks/ask/runs",
+        json={"input": {"question": "Which band starts at 81,000 euros per year?"}},
+        headers=hr,
+    ).json()
+    assert run["output"]["citations"][0]["source"] == "salaries.md"
+    # A reviewer reads every run of the tenant, but not quotes of groups it does not hold.
+    seen = client.get(f"/v1/runs/{run['id']}", headers=handbook.auth("reviewer")).json()
+    assert seen["output"] is None
+    assert "redacted" in seen["flags"]
+    listed = client.get("/v1/runs", params={"task": "ask"}, headers=handbook.auth("reviewer"))
+    assert "ZEBRA" not in listed.text
+    assert "salaries.md" not in listed.text
+    # The writer of the knowledge base and the key that asked see it whole.
+    for headers in (handbook.auth("operator"), hr):
+        whole = client.get(f"/v1/runs/{run['id']}", headers=headers).json()
+        assert whole["output"]["citations"][0]["source"] == "salaries.md"
+
+
+def test_new_content_with_narrower_groups_hides_the_old_chunks_at_once(
+    client: TestClient,
+    trained_container: Container,
+    handbook: TenantKeys,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No runner takes the new version: the old chunks stay indexed, under the new groups.
+    monkeypatch.setattr(trained_container.ingestion, "dispatch", None)
+    response = client.post(
+        "/v1/collections/handbook/documents",
+        json={
+            "documents": [
+                {"source": "vacation.md", "text": "Vacation: 30 days now.", "groups": ["hr"]}
+            ]
+        },
+        headers=handbook.auth("operator"),
+    )
+    assert response.json()["documents"][0]["status"] == "queued"
+    for mode in ("hybrid", "keyword", "dense"):
+        hits = search(client, handbook.auth("caller"), "vacation days per year", k=50, mode=mode)
+        assert all(hit["source"] != "vacation.md" for hit in hits)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"documents": [{"source": "a", "text": "x", "metadata": {"n": NaN}}]}',
+        b'{"documents": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"documents": [{"source": "a", "text": "x", "metadata": {"k": "'
+        + b"v" * 20_000
+        + b'"}}]}',
+    ],
+    ids=["nan", "deep", "huge-metadata"],
+)
+def test_hostile_json_is_a_422(client: TestClient, tenant: TenantKeys, raw: bytes) -> None:
+    operator = tenant.auth("operator")
+    client.post("/v1/collections", json={"name": "j"}, headers=operator)
+    response = client.post(
+        "/v1/collections/j/documents",
+        content=raw,
+        headers={**operator, "content-type": "application/json"},
+    )
+    assert response.status_code == 422, response.text

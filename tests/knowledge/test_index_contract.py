@@ -397,3 +397,14 @@ def test_keyword_search_treats_query_syntax_as_text(corpus_space: CorpusSpace, q
 def test_keyword_search_never_raises(corpus_space: CorpusSpace, query: str) -> None:
     space, _ = corpus_space
     assert isinstance(space.keyword(query, 5), list)
+
+
+def test_keyword_search_keeps_non_ascii_words_whole(space: Space) -> None:
+    document_id = space.add(
+        "The Zürich office moved to Oerlikon; the Kraków team stays in the old town."
+    )
+    space.add("A rich harvest of apples in autumn made the farmers rich.")
+    hits = space.keyword("Zürich", 5)
+    assert hits
+    assert hits[0].document_id == document_id
+    assert all("rich harvest" not in hit.text for hit in hits)

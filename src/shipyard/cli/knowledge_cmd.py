@@ -23,7 +23,7 @@ from shipyard.storage.repositories import TenantRepository
 
 collections_app = typer.Typer(help="Create, list and delete knowledge collections.")
 TenantOption = Annotated[str | None, typer.Option(help="Tenant slug (default: project's)")]
-MAX_FILES = 100_000
+MAX_FILES = 10_000  # one command, one transaction: split larger corpora
 # Files a folder ingest picks up; other files in the folder are skipped, not rejected.
 SUPPORTED_EXTENSIONS = frozenset(
     {".pdf", ".docx", ".html", ".htm", ".md", ".markdown", ".txt", ".eml"}
@@ -154,7 +154,7 @@ def _records(path: Path, groups: frozenset[str]) -> list[Upload]:
     return uploads
 
 
-def _uploads(paths: list[Path], groups: frozenset[str]) -> list[Upload]:
+def _uploads(paths: list[Path], groups: frozenset[str], max_bytes: int) -> list[Upload]:
     uploads: list[Upload] = []
     files = _files(paths)
     bases = {path: path if path.is_dir() else path.parent for path in paths}
@@ -163,6 +163,10 @@ def _uploads(paths: list[Path], groups: frozenset[str]) -> list[Upload]:
             uploads.extend(_records(file, groups))
             continue
         base = next((b for p, b in bases.items() if file == p or p in file.parents), file.parent)
+        if file.stat().st_size > max_bytes:
+            # Not even read: the limit is known before the bytes are.
+            errors.print(f"{escape(str(file))}: skipped, larger than {max_bytes} bytes")
+            continue
         uploads.append(
             Upload(
                 source=file.relative_to(base).as_posix(),
@@ -195,7 +199,9 @@ def ingest(
     again with changed content replaces the document; identical content is skipped. A .jsonl
     file holds one document per line: {"source", "text", "title"?, "groups"?, "metadata"?}."""
     container = open_container(project)
-    uploads = _uploads(paths, _groups(groups))
+    uploads = _uploads(paths, _groups(groups), container.settings.max_document_bytes)
+    if not uploads:
+        raise fail("nothing to ingest")
     principal = cli_principal(container, tenant)
     celery = container.settings.jobs == "celery"
     if celery:

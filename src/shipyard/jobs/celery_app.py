@@ -71,6 +71,10 @@ def make_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,  # process() records its own failures
         worker_prefetch_multiplier=1,  # a dying worker strands at most one reserved message
+        # A hostile but valid file must not hold a worker for ever: the soft limit raises
+        # inside process(), which records the document as failed (retryable on resend).
+        task_soft_time_limit=300,
+        task_time_limit=360,
         task_ignore_result=True,
         result_backend=None,
         task_serializer="json",

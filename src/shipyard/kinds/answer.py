@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from shipyard.errors import InvalidInput
+from shipyard.errors import FieldProblem, InvalidInput
 from shipyard.kinds.base import Example, KindResult, Progress, RunContext, TaskRunner
 from shipyard.knowledge.encoding_cache import CachingEncoder
 from shipyard.knowledge.extractive import (
@@ -28,6 +28,7 @@ from shipyard.spec import KnowledgeSpec, TaskSpec
 Retrieve = Callable[[RunContext, KnowledgeSpec, str], list[Passage]]
 QUESTION_FIELD = "question"
 MODEL_NAME = "extractive-minilm-hybrid"
+MAX_QUESTION_CHARS = 2000  # the search's own query limit
 
 
 class AnswerRunner:
@@ -62,6 +63,11 @@ class AnswerRunner:
             raise InvalidInput("an answer task runs for a caller: tenant and groups are needed")
         started = time.perf_counter()
         question = str(inputs[QUESTION_FIELD])
+        if not question.strip() or len(question) > MAX_QUESTION_CHARS:
+            raise InvalidInput(
+                "invalid question",
+                [FieldProblem(f"input.{QUESTION_FIELD}", f"1-{MAX_QUESTION_CHARS} characters")],
+            )
         passages = self._retrieve(context, self._knowledge, question)
         result = answer_question(
             question, [passage.hit for passage in passages], self._encoder, self._options

@@ -24,9 +24,10 @@ from sqlalchemy.orm import Session
 from shipyard.knowledge.dimensions import EMBEDDING_DIM, check_embeddings
 from shipyard.knowledge.types import Chunk, DocumentRef, Hit, Scope
 
-# ASCII words only: they cannot carry tsquery operators (& | ! <-> : * ' ( )), so joining
-# them with " | " is always a valid to_tsquery input.
-_WORD = re.compile(r"[A-Za-z0-9]+")
+# Letters and digits of any script (not "_"): they cannot carry tsquery operators
+# (& | ! <-> : * ' ( )), so joining them with " | " is always a valid to_tsquery input, and
+# "Zürich" stays one word.
+_WORD = re.compile(r"[^\W_]+")
 _MAX_QUERY_TOKENS = 64
 _EF_SEARCH_DEFAULT = "40"  # pgvector's own default, used when the setting was never set
 _EF_SEARCH_MAX = 1000  # pgvector rejects larger values

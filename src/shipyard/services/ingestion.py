@@ -20,11 +20,12 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shipyard.access.principal import Principal
 from shipyard.access.roles import Operation, authorize
-from shipyard.errors import FieldProblem, InvalidInput, NotFound
+from shipyard.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from shipyard.governance import audit
 from shipyard.knowledge.blobs import BlobStore, sha256_hex
 from shipyard.knowledge.chunking import ChunkingOptions, chunk_document
@@ -49,9 +50,10 @@ MAX_SOURCE_CHARS = 500
 FINAL_STATUSES = frozenset({"indexed", "rejected"})
 # Rejections that say nothing about the file itself: sending the same bytes again retries.
 TRANSIENT_REJECTIONS = frozenset({"failed", "lost", "gave_up"})
-MAX_ATTEMPTS = 3
+MAX_ATTEMPTS = 10
 """Processing starts per document before it is given up: a file that kills the worker
-process (parser crash, out of memory) would otherwise be redelivered forever."""
+process (parser crash, out of memory) would otherwise be redelivered forever. Duplicate
+deliveries (a worker restart re-publishes pending work) also count, hence the headroom."""
 
 
 class Encoder(Protocol):
@@ -137,24 +139,59 @@ class IngestionService:
 
     # -- submission ----------------------------------------------------------------------
     def submit(
-        self, principal: Principal, collection: str, uploads: Sequence[Upload]
+        self,
+        principal: Principal,
+        collection: str,
+        uploads: Sequence[Upload],
+        *,
+        field: str = "documents",
     ) -> tuple[JobView, list[Accepted]]:
+        """Accept uploads durably; ``field`` names them in error messages (``files``)."""
         authorize(principal.roles, Operation.KNOWLEDGE_WRITE)
         if not uploads:
             raise InvalidInput("no documents", [FieldProblem("documents", "send at least one")])
         seen: set[str] = set()
         for position, upload in enumerate(uploads):
-            source = check_source(upload.source, f"documents[{position}].source")
+            where = f"{field}[{position}]"
+            source = check_source(upload.source, f"{where}.source")
             if source in seen:
                 raise InvalidInput(
                     "duplicate source in one request",
-                    [FieldProblem(f"documents[{position}].source", f"{source!r} appears twice")],
+                    [FieldProblem(f"{where}.source", f"{source!r} appears twice")],
                 )
             seen.add(source)
+            normalise_groups(upload.groups, f"{where}.groups")
         job_id = str(uuid.uuid4())
         queued: list[tuple[str, str]] = []
         results: list[Accepted] = []
         replaced: set[str] = set()  # content hashes a changed document no longer uses
+        try:
+            job = self._commit(principal, collection, uploads, job_id, queued, results, replaced)
+        except IntegrityError:
+            # Another request added the same new source at the same moment.
+            raise Conflict(
+                "another upload of the same document is being accepted; send it again"
+            ) from None
+        drop_unreferenced_blobs(self._sessions, self._blobs, principal.tenant_id, replaced)
+        if queued and self.dispatch is not None:
+            try:
+                self.dispatch(job_id, queued)
+            except Exception:
+                # Accepted work is committed; a runner that cannot take it now leaves the
+                # documents pending, and they are resumed at the next runner or worker start.
+                log.exception("dispatch failed; documents stay pending", extra={"job_id": job_id})
+        return JobView(job, {"pending": len(queued)} if queued else {}), results
+
+    def _commit(
+        self,
+        principal: Principal,
+        collection: str,
+        uploads: Sequence[Upload],
+        job_id: str,
+        queued: list[tuple[str, str]],
+        results: list[Accepted],
+        replaced: set[str],
+    ) -> Job:
         with self._sessions.begin() as session:
             found = CollectionRepository(session, principal.tenant_id).by_name(collection)
             if found is None:
@@ -194,15 +231,7 @@ class IngestionService:
                 tenant_id=principal.tenant_id,
                 data={"type": "ingest", "collection": collection, "outcomes": _tally(results)},
             )
-        drop_unreferenced_blobs(self._sessions, self._blobs, principal.tenant_id, replaced)
-        if queued and self.dispatch is not None:
-            try:
-                self.dispatch(job_id, queued)
-            except Exception:
-                # Accepted work is committed; a runner that cannot take it now leaves the
-                # documents pending, and they are resumed at the next runner or worker start.
-                log.exception("dispatch failed; documents stay pending", extra={"job_id": job_id})
-        return JobView(job, {"pending": len(queued)} if queued else {}), results
+        return job
 
     def _accept(
         self,
@@ -220,7 +249,12 @@ class IngestionService:
         existing = documents.by_source(collection_id, source)
         retry = existing is not None and existing.reason_code in TRANSIENT_REJECTIONS
         if existing is not None and existing.content_sha256 == digest and not retry:
-            if existing.status == "rejected" or sorted(existing.groups) == sorted(groups):
+            same_groups = sorted(existing.groups) == sorted(groups)
+            if existing.status == "pending" and same_groups:
+                # Sending it again is how a caller nudges work a runner never took.
+                existing.job_id, existing.updated_at = job_id, _now()
+                return Accepted(source, "queued", existing.id)
+            if existing.status == "rejected" or same_groups:
                 return Accepted(source, "unchanged", existing.id, existing.reason)
             existing.groups = sorted(groups)
             existing.updated_at = _now()
@@ -246,9 +280,14 @@ class IngestionService:
             flags=[],
         )
         document.title = _printable(upload.title or source)[:500]
-        document.media_type = upload.media_type
+        document.media_type = _media_type(upload.media_type)
         document.content_sha256 = digest
         document.size_bytes = len(upload.content)
+        if existing is not None and sorted(existing.groups) != sorted(groups):
+            # The old chunks stay searchable until the new ones replace them: they must
+            # already obey the new groups.
+            document.groups = sorted(groups)
+            self._index.set_groups(session, _ref(document))
         document.groups = sorted(groups)
         document.meta = dict(upload.metadata)
         document.job_id = job_id
@@ -432,6 +471,14 @@ def _claim(session: Session, ref: DocumentRef, digest: str) -> bool:
         .values(updated_at=_now())
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+def _media_type(declared: str | None) -> str | None:
+    """The bare declared type (``text/html; charset=...`` -> ``text/html``), bounded."""
+    if not declared:
+        return None
+    bare = declared.split(";", 1)[0].strip().lower()
+    return bare[:100] if bare and bare.isprintable() else None
 
 
 def _printable(text: str) -> str:

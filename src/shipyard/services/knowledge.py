@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -40,6 +41,16 @@ MAX_QUERY_CHARS = 2000
 class CollectionView:
     collection: Collection
     counts: dict[str, int]
+
+
+def _lock_documents(session: Session, tenant_id: str, document_ids: list[str]) -> None:
+    """Write-lock document rows (row locks on PostgreSQL, the write lock on SQLite)."""
+    if document_ids:
+        session.execute(
+            update(Document)
+            .where(Document.tenant_id == tenant_id, Document.id.in_(document_ids))
+            .values(updated_at=datetime.now(UTC))
+        )
 
 
 def _is_uuid(value: str) -> bool:
@@ -127,8 +138,9 @@ class KnowledgeService:
             if found is None:
                 raise NotFound(f"no collection {name!r}")
             documents = DocumentRepository(session, principal.tenant_id)
-            doomed = documents.in_collection(found.id, limit=1_000_000)
+            doomed = documents.all_in_collection(found.id)
             digests = {document.content_sha256 for document in doomed}
+            _lock_documents(session, principal.tenant_id, [d.id for d in doomed])
             self._index.delete_collection(session, principal.tenant_id, found.id)
             for document in doomed:
                 documents.delete(document)
@@ -202,6 +214,7 @@ class KnowledgeService:
         new_groups = normalise_groups(groups)
         with self._sessions.begin() as session:
             document = self._document(session, principal, collection, document_id)
+            _lock_documents(session, principal.tenant_id, [document.id])
             before = list(document.groups)
             document.groups = sorted(new_groups)
             document.updated_at = datetime.now(UTC)
@@ -225,6 +238,9 @@ class KnowledgeService:
         with self._sessions.begin() as session:
             document = self._document(session, principal, collection, document_id)
             digest = document.content_sha256
+            # Lock the row first: an indexing transaction holding the claim finishes before
+            # the chunks are deleted, so none of its chunks outlive the document.
+            _lock_documents(session, principal.tenant_id, [document.id])
             removed = self._index.delete_document(session, principal.tenant_id, document.id)
             DocumentRepository(session, principal.tenant_id).delete(document)
             audit.append(
@@ -319,6 +335,10 @@ class KnowledgeService:
         for hit in hits:
             document = documents.get(hit.document_id)
             if document is None:  # deleted between the two reads
+                continue
+            if not groups.intersection(document.groups):
+                # The index filtered by groups already; this second check costs nothing
+                # and keeps a stale chunk from ever outliving a change of the document's groups.
                 continue
             passages.append(
                 Passage(

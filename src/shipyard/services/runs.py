@@ -68,6 +68,22 @@ def _text_size(value: object) -> int:
     return 0
 
 
+def _visible_output(principal: Principal, run: Run) -> Run:
+    """A knowledge run's output quotes documents of the groups it retrieved with; another
+    reader sees it only when holding all of them (the run itself stays whole in storage)."""
+    if (
+        run.access_groups is None
+        or run.key_id == principal.key_id
+        or allowed(principal.roles, Operation.KNOWLEDGE_WRITE)
+        or set(run.access_groups) <= caller_groups(principal.groups)
+    ):
+        return run
+    # Detached from its session (expire_on_commit=False): this change is never written.
+    run.output = None
+    run.flags = [*run.flags, "redacted"]
+    return run
+
+
 def _is_uuid(value: str) -> bool:
     try:
         return str(uuid.UUID(value)) == value
@@ -173,6 +189,9 @@ class RunService:
                 trace_id=current_trace_id(),
                 request_id=request_id,
                 flags=[],
+                access_groups=(
+                    sorted(caller_groups(principal.groups)) if spec.knowledge is not None else None
+                ),
                 created_at=datetime.now(UTC),
             )
             try:
@@ -261,7 +280,7 @@ class RunService:
             run = RunRepository(session, principal.tenant_id).get(run_id)
         if run is None or (only_key is not None and run.key_id != only_key):
             raise NotFound(f"no run {run_id!r}")
-        return run
+        return _visible_output(principal, run)
 
     def list(
         self, principal: Principal, where: RunFilter, *, limit: int = 50, cursor: str | None = None
@@ -278,5 +297,5 @@ class RunService:
                 where, limit=limit + 1, after=after
             )
         has_more = len(runs) > limit
-        runs = runs[:limit]
+        runs = [_visible_output(principal, run) for run in runs[:limit]]
         return RunPage(runs, _encode_cursor(runs[-1]) if has_more and runs else None)

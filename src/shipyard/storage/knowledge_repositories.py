@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shipyard.storage.tables import Collection, Document, Job
 
+MAX_SCANNED_ROWS = 5_000
 COLLECTION_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 
 
@@ -117,7 +118,10 @@ class DocumentRepository:
         and the page is then filled up from further rows)."""
         found: list[Document] = []
         cursor = after_id
-        while len(found) < limit:
+        scanned = 0
+        # A reader who may see few documents must not make one request scan the whole
+        # collection: stop after a bounded number of rows (the caller pages on with `after`).
+        while len(found) < limit and scanned < MAX_SCANNED_ROWS:
             query = select(Document).where(
                 Document.tenant_id == self._tenant_id, Document.collection_id == collection_id
             )
@@ -130,6 +134,7 @@ class DocumentRepository:
             )
             if not rows:
                 break
+            scanned += len(rows)
             for row in rows:
                 if groups is None or groups.intersection(row.groups):
                     found.append(row)
@@ -137,6 +142,18 @@ class DocumentRepository:
                         break
             cursor = rows[-1].id
         return found
+
+    def all_in_collection(self, collection_id: str) -> Sequence[Document]:
+        """Every document of the collection (deleting a collection)."""
+        return (
+            self._session.execute(
+                select(Document).where(
+                    Document.tenant_id == self._tenant_id, Document.collection_id == collection_id
+                )
+            )
+            .scalars()
+            .all()
+        )
 
     def count_by_status(self, collection_id: str) -> dict[str, int]:
         rows = self._session.execute(

@@ -97,6 +97,9 @@ class Run(Base):
     model_latency_ms: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
     flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Knowledge runs: the access groups the run retrieved with. A reader needs all of them
+    # to see the output, which may quote documents of those groups.
+    access_groups: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     trace_id: Mapped[str | None] = mapped_column(String(32))
     request_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -24,6 +24,7 @@ router = APIRouter(tags=["knowledge"])
 NAME = r"^[a-z][a-z0-9-]{0,62}$"
 MAX_DOCUMENTS_PER_REQUEST = 200
 MAX_TEXT_CHARS = 5_000_000
+MAX_METADATA_CHARS = 16_384  # serialized JSON per document
 
 
 # -- bodies --------------------------------------------------------------------------------
@@ -273,11 +274,46 @@ _UPLOAD_BODY = {
 }
 
 
-def _text_uploads(payload: Any) -> list[Upload]:
+def _strict_json(raw: bytes | str, where: str) -> Any:
+    """JSON without NaN/Infinity (PostgreSQL's json refuses them) and without nesting deep
+    enough to exhaust the parser's recursion (a 422, never a 500)."""
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"{constant} is not valid JSON")
+
+    try:
+        return json.loads(raw, parse_constant=refuse)
+    except (ValueError, RecursionError):
+        raise InvalidInput("invalid JSON", [FieldProblem(where, "not valid JSON")]) from None
+
+
+def _parse_metadata(text: str) -> dict[str, Any]:
+    if len(text) > MAX_METADATA_CHARS:
+        raise InvalidInput(
+            "metadata too large", [FieldProblem("metadata", f"at most {MAX_METADATA_CHARS} chars")]
+        )
+    metadata = _strict_json(text, "metadata")
+    if not isinstance(metadata, dict):
+        raise InvalidInput("invalid metadata", [FieldProblem("metadata", "a JSON object")])
+    return metadata
+
+
+def _text_uploads(raw: bytes) -> list[Upload]:
+    payload = _strict_json(raw, "body")
     try:
         body = DocumentsIn.model_validate(payload)
     except ValidationError as exc:
         raise InvalidInput("invalid documents", validation_problems(exc, "body")) from None
+    for position, item in enumerate(body.documents):
+        if len(json.dumps(item.metadata)) > MAX_METADATA_CHARS:
+            raise InvalidInput(
+                "metadata too large",
+                [
+                    FieldProblem(
+                        f"documents[{position}].metadata", f"at most {MAX_METADATA_CHARS} chars"
+                    )
+                ],
+            )
     return [
         Upload(
             source=item.source,
@@ -296,12 +332,7 @@ async def _file_uploads(request: Request) -> list[Upload]:
     groups_text = form.get("groups")
     metadata_text = form.get("metadata")
     groups = frozenset(part.strip() for part in str(groups_text or "").split(",") if part.strip())
-    try:
-        metadata = json.loads(str(metadata_text)) if metadata_text else {}
-    except ValueError:
-        metadata = None
-    if not isinstance(metadata, dict):
-        raise InvalidInput("invalid metadata", [FieldProblem("metadata", "a JSON object")])
+    metadata = _parse_metadata(str(metadata_text)) if metadata_text else {}
     uploads = []
     for item in form.getlist("files"):
         if not isinstance(item, UploadFile) or not item.filename:
@@ -336,18 +367,19 @@ async def add_documents(
     if content_type.startswith("multipart/form-data"):
         uploads = await _file_uploads(request)
     elif content_type.startswith("application/json"):
-        try:
-            payload = json.loads(await request.body())
-        except ValueError:
-            raise InvalidInput("invalid JSON", [FieldProblem("body", "not JSON")]) from None
-        uploads = _text_uploads(payload)
+        # Parsing up to SHIPYARD_MAX_UPLOAD_BYTES of JSON is CPU work: off the event loop.
+        uploads = await run_in_threadpool(_text_uploads, await request.body())
     else:
         raise InvalidInput(
             "unsupported content type",
             [FieldProblem("content-type", "application/json or multipart/form-data")],
         )
     view, results = await run_in_threadpool(
-        container.ingestion.submit, found_principal, collection, uploads
+        container.ingestion.submit,
+        found_principal,
+        collection,
+        uploads,
+        field="files" if content_type.startswith("multipart/form-data") else "documents",
     )
     return {"job": job_out(view), "documents": [_accepted_out(r) for r in results]}
 

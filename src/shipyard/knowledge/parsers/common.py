@@ -26,7 +26,9 @@ class ParseLimits:
     max_bytes: int = 20 * 1024 * 1024  # raw file size
     max_text_chars: int = 2_000_000  # extracted text
     max_pdf_pages: int = 2000
-    max_zip_uncompressed: int = 100 * 1024 * 1024  # DOCX (zip) total uncompressed size
+    # DOCX (zip) total uncompressed size. python-docx parses the XML whole (about 20x its
+    # size in memory), so this bounds what one small upload can cost the worker.
+    max_zip_uncompressed: int = 25 * 1024 * 1024
     max_zip_ratio: float = 100.0  # per-entry compression ratio -> zip bomb
     max_attachments: int = 20  # EML
 
