@@ -11,7 +11,7 @@ by type, into :mod:`shipyard.providers.llm.errors`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -102,7 +102,7 @@ PROVIDER_TYPES: Mapping[str, ProviderType] = {
 }
 
 
-def _messages(messages: tuple[ChatMessage, ...]) -> list[ChatCompletionMessageParam]:
+def _messages(messages: Sequence[ChatMessage]) -> list[ChatCompletionMessageParam]:
     converted: list[ChatCompletionMessageParam] = []
     for message in messages:
         if message.role == "system":

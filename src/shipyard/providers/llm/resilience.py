@@ -265,6 +265,11 @@ class ResilientProvider:
                 raise failure
             self._wait_or_raise(failure, attempt, deadline)
 
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
+
     def _permit(self, deadline: Deadline) -> Permit:
         if deadline.expired:
             raise ProviderTimeout(self.name, f"deadline of {deadline.seconds:g}s exceeded")

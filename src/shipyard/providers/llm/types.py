@@ -7,7 +7,7 @@ a new provider is one class implementing :class:`ChatProvider`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -44,7 +44,7 @@ class ChatRequest:
     """One chat call. ``model`` is filled in per route entry by the router; credentials and
     endpoints are never part of a request (they come from the provider's settings)."""
 
-    messages: tuple[ChatMessage, ...]
+    messages: Sequence[ChatMessage]
     max_tokens: int
     temperature: float = 0.0
     json_schema: dict[str, Any] | None = None
