@@ -1,7 +1,7 @@
 """The offline extractive answerer: sentence splitting, citations that point at the exact
 document text, answers made only of quotes, abstention, and injected text staying data.
 
-Uses the real MiniLM embedder and real SQuAD passages (skipped when the shared data is absent).
+Uses the real MiniLM embedder and real SQuAD passages (from the knowledge-assistant example's data).
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from shipyard.knowledge.types import Hit
 from shipyard.providers.local import MiniLMEmbedder
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "squad_rag"
+# The SQuAD passages shipped with the knowledge-assistant example (CC BY-SA 4.0).
+DATA = Path(__file__).resolve().parents[2] / "examples" / "knowledge-assistant" / "data"
 NORMANS = [f"Normans#{i:03d}" for i in range(5)]
 
 
@@ -49,10 +50,10 @@ def embedder() -> MiniLMEmbedder:
 def corpus() -> dict[str, str]:
     path = DATA / "corpus.jsonl"
     if not path.is_file():
-        pytest.skip(f"shared SQuAD data not found at {path}")
+        pytest.fail(f"example data missing: {path}")
     with path.open(encoding="utf-8") as handle:
         rows = [json.loads(line) for line in handle]
-    return {row["passage_id"]: row["text"] for row in rows}
+    return {row["source"]: row["text"] for row in rows}
 
 
 def as_hits(texts: Sequence[tuple[str, str]], offset: int = 0) -> list[Hit]:
