@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 
 from shipyard.evaluation.metrics.text import tokens
 from shipyard.knowledge.sentences import split_sentences
+from shipyard.knowledge.stopwords import STOPWORDS
 from shipyard.knowledge.types import Hit
 
 __all__ = [
@@ -60,20 +61,7 @@ ADJACENT_MARGIN = 0.05
 CALIBRATION_SLOPE = 5.16
 CALIBRATION_CENTER = 0.645
 
-# Function words and question words: matching them says nothing about relevance.
-_STOPWORDS = frozenset(
-    """
-    a about above after again against all also am an and any are as at be because been before
-    being below between both but by can could did do does doing down during each few for from
-    further had has have having he her here hers herself him himself his how i if in into is it
-    its itself just me more most my myself no nor not now of off on once only or other our ours
-    ourselves out over own same she should so some such than that the their theirs them
-    themselves then there these they this those through to too under until up very was we were
-    what when where which while who whom whose why will with would you your yours yourself
-    yourselves many much may might must shall upon whether within without called name named
-    kind type one ones s t
-    """.split()  # noqa: SIM905 - a word list reads better as text
-)
+_STOPWORDS = STOPWORDS
 
 
 class SentenceEncoder(Protocol):

@@ -44,7 +44,22 @@ def fuse(rankings: Sequence[tuple[str, Sequence[Hit]]], k: int, rrf_k: int = RRF
             detail = provenance.setdefault(hit.chunk_id, {})
             detail[name] = round(hit.score, 6)
             detail[f"{name}_rank"] = rank
-    order = sorted(fused, key=lambda chunk_id: (-fused[chunk_id], chunk_id))[:k]
+    # Ties (A first in one list and second in the other, B the reverse) are common; break
+    # them by the best single rank, then by document and position, never by random ids, so
+    # the same data always gives the same order.
+    best = {
+        chunk_id: min(v for key, v in detail.items() if key.endswith("_rank"))
+        for chunk_id, detail in provenance.items()
+    }
+    order = sorted(
+        fused,
+        key=lambda chunk_id: (
+            -round(fused[chunk_id], 12),
+            best[chunk_id],
+            first[chunk_id].document_id,
+            first[chunk_id].chunk_index,
+        ),
+    )[:k]
     return [
         replace(first[chunk_id], score=round(fused[chunk_id], 6), scores=provenance[chunk_id])
         for chunk_id in order
