@@ -38,6 +38,8 @@ gate: install
 	$(BIN)/shipyard eval ask-wiki --project examples/knowledge-assistant
 	$(BIN)/shipyard train --if-missing --project examples/booking-extract
 	$(BIN)/shipyard eval booking-fields --project examples/booking-extract
+	$(BIN)/shipyard train --if-missing --project examples/ops-decisions
+	$(BIN)/shipyard eval next-action --project examples/ops-decisions
 
 test: lint typecheck unit gate
 

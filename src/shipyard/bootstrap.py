@@ -12,16 +12,21 @@ from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import Engine
 
 from shipyard.errors import ConfigError
+from shipyard.governance.budgets import BudgetGuard
 from shipyard.kinds.answer import AnswerKind
 from shipyard.kinds.base import KindRegistry, RunContext
 from shipyard.kinds.classify import ClassifyKind
+from shipyard.kinds.decide import DecideKind
 from shipyard.kinds.extract import ExtractKind
+from shipyard.kinds.generate import GenerateKind
 from shipyard.knowledge.blobs import BlobStore
 from shipyard.knowledge.index import KnowledgeIndex
 from shipyard.knowledge.indexes import make_index
 from shipyard.knowledge.types import Passage
 from shipyard.observability.metrics import Metrics
 from shipyard.observability.tracing import make_tracer_provider
+from shipyard.providers.llm import ModelRouter
+from shipyard.providers.llm.local_llm import with_local_llm
 from shipyard.providers.local import ArtifactStore, MiniLMEmbedder
 from shipyard.services.access import AccessService
 from shipyard.services.audit import AuditService
@@ -103,7 +108,23 @@ class Container:
         registry.register(ClassifyKind(self.embedder))
         registry.register(AnswerKind(self._retrieve_for_run, self.embedder))
         registry.register(ExtractKind())
+        # The router is handed over as a callable: built on the first generate run only.
+        registry.register(
+            GenerateKind(
+                lambda: self.llm,
+                local_llm=self.settings.local_llm,
+                max_stream_chars=self.settings.max_stream_chars,
+            )
+        )
+        registry.register(DecideKind(self.embedder))
         return registry
+
+    @cached_property
+    def llm(self) -> ModelRouter:
+        router = ModelRouter.from_settings(self.settings, metrics=self.metrics)
+        if self.settings.local_llm:
+            router = with_local_llm(router)  # starts the bundled demo model, in-process
+        return router
 
     def _retrieve_for_run(
         self, context: RunContext, knowledge: KnowledgeSpec, question: str
@@ -178,6 +199,7 @@ class Container:
             self.runtime,
             self.metrics,
             self.tracer_provider.get_tracer("shipyard"),
+            budgets=BudgetGuard(self.settings.budgets, self.sessions, self.metrics),
         )
 
     def upgrade_database(self) -> None:
@@ -187,6 +209,8 @@ class Container:
         self.access.ensure_tenant(self.project.config.default_tenant)
 
     def close(self) -> None:
+        if "llm" in self.__dict__:  # only if it was ever built
+            self.llm.close()
         self.tracer_provider.shutdown()
         self.engine.dispose()
 

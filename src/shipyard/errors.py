@@ -142,3 +142,34 @@ class InvalidModelOutput(ShipyardError):
     status: int = 502
     slug: str = "invalid-model-output"
     title: str = "Invalid model output"
+
+
+@dataclass
+class LLMNotConfigured(ConfigError):
+    """A task needs a chat model but no provider serves its route (the operator must
+    configure one); 503 because the service is up but cannot serve this task yet."""
+
+    status: int = 503
+    slug: str = "provider-not-configured"
+    title: str = "LLM provider not configured"
+
+
+@dataclass
+class LLMUnavailable(ShipyardError):
+    """Every entry of a task's model route failed (timeouts, outages, rejections); the run
+    is stored as failed. The detail never quotes provider responses or keys."""
+
+    status: int = 503
+    slug: str = "provider-unavailable"
+    title: str = "Model provider unavailable"
+
+
+@dataclass
+class BudgetExceeded(ShipyardError):
+    """A run would exceed a configured spending budget; ``retry_after`` is the number of
+    seconds until the budget's period starts over."""
+
+    retry_after: int | None = None
+    status: int = 429
+    slug: str = "budget-exceeded"
+    title: str = "Budget exceeded"

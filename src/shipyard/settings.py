@@ -69,6 +69,19 @@ class ProviderSettings(BaseModel):
         return self.base_url
 
 
+class BudgetSettings(BaseModel):
+    """One spending limit (an entry of ``SHIPYARD_BUDGETS``): a tenant's chat-model runs of a
+    task (or ``*``: any tenant / all its tasks) per UTC day or month. A null limit is unchecked."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant: str = Field(min_length=1, description="Tenant slug, or '*' for every tenant")
+    task: str = Field(min_length=1, description="Task name, or '*' for all of a tenant's tasks")
+    period: Literal["day", "month"]
+    max_cost: float | None = Field(default=None, ge=0)
+    max_tokens: int | None = Field(default=None, ge=0)
+
+
 def _host_allowed(host: str, patterns: list[str] | tuple[str, ...]) -> bool:
     """``host`` (lowercase) equals a pattern, or ends with ``.suffix`` for ``*.suffix``."""
     for raw in patterns:
@@ -153,6 +166,17 @@ class Settings(BaseSettings):
     provider_hosts: list[str] = Field(
         default=[],
         description="Hosts LLM providers may use besides the vendors' own ('*.example.com' ok)",
+    )
+
+    budgets: list[BudgetSettings] = Field(
+        default=[], description="Spending limits on chat-model runs (JSON list)"
+    )
+    local_llm: bool = Field(
+        default=False,
+        description="Serve routes to local/local-llm with the bundled demo model (SmolLM2)",
+    )
+    max_stream_chars: int = Field(
+        default=20_000, ge=1, description="Most characters a streamed reply may send"
     )
 
     @model_validator(mode="after")

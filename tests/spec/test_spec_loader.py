@@ -295,7 +295,8 @@ def test_other_kinds_need_to_be_registered(project: Path) -> None:
 
     with pytest.raises(SpecInvalid) as info:
         load_task_spec(path, project_dir=project)
-    assert "unknown task kind 'triage' (known: answer, classify, extract)" in str(info.value)
+    known = "answer, classify, decide, extract, generate"
+    assert f"unknown task kind 'triage' (known: {known})" in str(info.value)
 
     spec = load_task_spec(path, project_dir=project, kinds={"classify", "triage"})
     assert spec.kind == "triage"

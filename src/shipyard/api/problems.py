@@ -67,6 +67,9 @@ def _field_name(loc: tuple[Any, ...]) -> str:
 async def _shipyard_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ShipyardError)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
+    retry_after = getattr(exc, "retry_after", None)  # e.g. BudgetExceeded: when to come back
+    if isinstance(retry_after, int):
+        headers = {**(headers or {}), "Retry-After": str(retry_after)}
     return problem_response(
         request,
         status=exc.status,

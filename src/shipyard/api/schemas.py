@@ -34,6 +34,13 @@ class RunOut(BaseModel):
     trace_id: str | None = None
     request_id: str | None = None
     created_at: datetime
+    prompt_tokens: int | None = Field(default=None, description="Chat-model runs: input tokens")
+    completion_tokens: int | None = Field(
+        default=None, description="Chat-model runs: generated tokens"
+    )
+    cost: float | None = Field(
+        default=None, description="Chat-model runs: cost from the price table; null if unknown"
+    )
 
 
 class RunList(BaseModel):

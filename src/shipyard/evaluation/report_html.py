@@ -332,6 +332,8 @@ def _label_of(value: object) -> str:
     if isinstance(value, Mapping):
         if "label" in value:
             return str(value["label"])
+        if "decision" in value:  # kind decide: the rationale and evidence are in the run
+            return str(value["decision"])
         if "error" in value:
             return f"error: {value['error']}"
         return _text_of(value)

@@ -47,22 +47,27 @@ def _classify_correct(expected: dict[str, Any], output: dict[str, Any]) -> bool:
     return str(expected.get("label")) == str(output.get("label"))
 
 
+def _decide_correct(expected: dict[str, Any], output: dict[str, Any]) -> bool:
+    return str(expected.get("decision")) == str(output.get("decision"))
+
+
 def _score_classify(
-    spec: TaskSpec, cases: Sequence[CaseResult]
+    spec: TaskSpec, cases: Sequence[CaseResult], field: str = "label"
 ) -> tuple[dict[str, float], dict[str, Any]]:
+    """Classification metrics of the enum output ``field`` (kind decide scores ``decision``)."""
     oos = spec.evaluation.out_of_scope_label if spec.evaluation else None
-    labels = list(spec.output["label"].values or [])
+    labels = list(spec.output[field].values or [])
     if oos is not None and oos not in labels:
         labels.append(oos)
-    expected = [str(case.expected["label"]) for case in cases]
+    expected = [str(case.expected[field]) for case in cases]
     unknown = [
-        FieldProblem("label", f"{label!r} is not one of the task's labels", line=case.line)
+        FieldProblem(field, f"{label!r} is not one of the task's labels", line=case.line)
         for case, label in zip(cases, expected, strict=True)
         if label not in labels
     ]
     if unknown:
         raise DataInvalid(f"{len(unknown)} row(s) expect unknown labels", unknown[:20])
-    predicted = [str(case.output.get("label")) for case in cases]
+    predicted = [str(case.output.get(field)) for case in cases]
     confidences = [float(case.confidence or 0.0) for case in cases]
     threshold = spec.policy.review_below
     metrics, details = classify_metrics(
@@ -110,6 +115,11 @@ class KindScoring:
 
 SCORING: dict[str, KindScoring] = {
     "classify": KindScoring(_classify_correct, _score_classify, _classify_metric_names),
+    "decide": KindScoring(
+        _decide_correct,
+        lambda spec, cases: _score_classify(spec, cases, "decision"),
+        _classify_metric_names,
+    ),
     "answer": KindScoring(
         answer_correct, score_answer, lambda _spec: ANSWER_METRICS, empty_expected=True
     ),

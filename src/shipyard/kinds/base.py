@@ -21,6 +21,11 @@ class KindResult:
     model_ms: float
     flags: tuple[str, ...] = ()  # e.g. "injection" when retrieved text tried to instruct
     force_review: bool = False  # the kind itself asks for a human (e.g. an abstained answer)
+    # Chat-model kinds: tokens billed, their cost (None: unknown price) and the route entry
+    # that actually served (after a fallback it differs from the spec's primary).
+    usage: dict[str, int] | None = None
+    cost: float | None = None
+    model_name: str | None = None
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,25 @@ def input_text(spec: TaskSpec, inputs: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def training_labels(spec: TaskSpec, examples: Sequence[Example], field: str) -> list[str]:
+    """The rows' labels, checked against the enum output ``field`` (kind decide: ``decision``):
+    an unknown label is a data error with its line; a model needs two distinct labels."""
+    allowed = set(spec.output[field].values or [])
+    problems = [
+        FieldProblem(
+            field, f"{ex.expected['label']!r} is not one of the task's labels", line=ex.line
+        )
+        for ex in examples
+        if allowed and ex.expected["label"] not in allowed
+    ]
+    if problems:
+        raise DataInvalid(f"{len(problems)} training row(s) have unknown labels", problems[:20])
+    labels = [str(ex.expected["label"]) for ex in examples]
+    if len(set(labels)) < 2:
+        raise DataInvalid("training data needs at least two distinct labels")
+    return labels
+
+
 class ClassifyRunner:
     def __init__(self, spec: TaskSpec, model: TextClassifier, artifact: str | None) -> None:
         self._spec = spec
@@ -85,19 +104,7 @@ class ClassifyKind:
         self, spec: TaskSpec, examples: Sequence[Example], out_dir: Path, progress: Progress
     ) -> dict[str, Any]:
         self._check_route(spec)
-        allowed = set(spec.output["label"].values or [])
-        problems = [
-            FieldProblem(
-                "label", f"{ex.expected['label']!r} is not one of the task's labels", line=ex.line
-            )
-            for ex in examples
-            if allowed and ex.expected["label"] not in allowed
-        ]
-        if problems:
-            raise DataInvalid(f"{len(problems)} training row(s) have unknown labels", problems[:20])
-        labels = [str(ex.expected["label"]) for ex in examples]
-        if len(set(labels)) < 2:
-            raise DataInvalid("training data needs at least two distinct labels")
+        labels = training_labels(spec, examples, "label")
         texts = [input_text(spec, ex.inputs) for ex in examples]
         model = train_text_classifier(
             texts,

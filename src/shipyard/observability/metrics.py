@@ -99,6 +99,12 @@ class Metrics:
             buckets=_LLM_LATENCY_BUCKETS,
             registry=r,
         )
+        self.budget_remaining = Gauge(
+            "shipyard_budget_remaining",
+            "What is left of a budget in its current period, as of its last check",
+            ["tenant", "task", "period", "kind"],
+            registry=r,
+        )
         self.breaker_open = Gauge(
             "shipyard_breaker_open",
             "1 while a provider's circuit breaker is open or half-open, else 0",

@@ -8,7 +8,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,12 +18,23 @@ from pydantic import ValidationError
 
 from shipyard.access.principal import Principal
 from shipyard.access.roles import Operation, allowed, authorize
-from shipyard.errors import FieldProblem, Forbidden, InvalidInput, NotFound, ShipyardError
+from shipyard.errors import (
+    FieldProblem,
+    Forbidden,
+    InvalidInput,
+    InvalidModelOutput,
+    LLMUnavailable,
+    NotFound,
+    ShipyardError,
+)
 from shipyard.governance import audit
-from shipyard.kinds.base import RunContext
+from shipyard.governance.budgets import BudgetGuard, Metered
+from shipyard.kinds.base import KindResult, RunContext, TaskRunner
 from shipyard.knowledge.groups import caller_groups
 from shipyard.observability.metrics import Metrics
 from shipyard.observability.tracing import current_trace_id
+from shipyard.providers.llm import ProviderError
+from shipyard.services.run_stream import StreamItem, open_stream
 from shipyard.services.runtime import TaskRuntime
 from shipyard.spec import Project, TaskSpec, input_model
 from shipyard.storage.db import SessionFactory
@@ -118,12 +129,58 @@ class RunService:
         runtime: TaskRuntime,
         metrics: Metrics,
         tracer: Tracer,
+        budgets: BudgetGuard | None = None,
     ) -> None:
         self._sessions = sessions
         self._project = project
         self._runtime = runtime
         self._metrics = metrics
         self._tracer = tracer
+        self._budgets = budgets
+
+    def _check_budget(
+        self, principal: Principal, task: str, runner: TaskRunner, data: Mapping[str, Any]
+    ) -> None:
+        """Refuse a metered (chat-model) run before any provider is called."""
+        budgets = self._budgets
+        if (
+            budgets is not None
+            and isinstance(runner, Metered)
+            and budgets.applicable(principal.tenant_slug, task)
+        ):
+            estimate = runner.estimate(data)
+            budgets.check(principal.tenant_id, principal.tenant_slug, task, estimate)
+
+    def _fail_provider(
+        self, run: Run, principal: Principal, error: Exception, started: float
+    ) -> ShipyardError:
+        """Store the run as failed and name the problem; provider messages stay in the log
+        (type only in the run): they may quote upstream replies."""
+        log.warning(
+            "model provider failed",
+            extra={"task": run.task, "run_id": run.id, "error_type": type(error).__name__},
+        )
+        run.status, run.output = "failed", None
+        run.error = type(error).__name__
+        run.latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        self._store(run, principal)
+        self._metrics.runs.labels(run.task, str(run.version), run.status).inc()
+        if isinstance(error, InvalidModelOutput):
+            error.detail = f"{error.detail}; run {run.id} is stored as failed"
+            return error
+        return LLMUnavailable(
+            f"no model provider of the task's route could serve it; run {run.id} is stored "
+            "as failed"
+        )
+
+    @staticmethod
+    def _record_usage(run: Run, result: KindResult) -> None:
+        if result.usage is not None:
+            run.prompt_tokens = result.usage.get("prompt_tokens")
+            run.completion_tokens = result.usage.get("completion_tokens")
+        run.cost = result.cost
+        if result.model_name is not None:
+            run.model = result.model_name
 
     def spec_for(self, principal: Principal, task: str) -> TaskSpec:
         authorize(principal.roles, Operation.TASK_READ)
@@ -168,6 +225,7 @@ class RunService:
             raise Forbidden(f"task {task} may be run by roles {', '.join(spec.policy.roles)} only")
         data = self._check_input(spec, inputs)
         runner = self._runtime.runner(task)
+        self._check_budget(principal, task, runner, data)
         started = time.perf_counter()
         version = str(spec.version)
         with self._tracer.start_as_current_span(
@@ -205,6 +263,8 @@ class RunService:
                         data,
                         RunContext(principal.tenant_id, caller_groups(principal.groups)),
                     )
+            except (ProviderError, InvalidModelOutput) as exc:
+                raise self._fail_provider(run, principal, exc, started) from exc
             except ShipyardError:
                 raise
             except Exception as exc:  # a model fault is not the caller's; keep the run
@@ -228,6 +288,7 @@ class RunService:
             run.status = "needs_review" if needs_review else "ok"
             run.output, run.confidence = result.output, result.confidence
             run.flags = list(result.flags)
+            self._record_usage(run, result)
             run.model_latency_ms = round(result.model_ms, 3)
             run.latency_ms = round((time.perf_counter() - started) * 1000, 3)
             self._store(run, principal)
@@ -264,6 +325,17 @@ class RunService:
                 },
             )
             RunRepository(session, principal.tenant_id).add(run)
+
+    def stream(
+        self,
+        principal: Principal,
+        task: str,
+        inputs: Mapping[str, Any],
+        *,
+        request_id: str | None = None,
+    ) -> Iterator[StreamItem]:
+        """A generate run as it happens; see :mod:`shipyard.services.run_stream`."""
+        return open_stream(self, principal, task, inputs, request_id=request_id)
 
     def _visible_to(self, principal: Principal) -> str | None:
         """None: every run of the tenant; otherwise only runs of this key."""

@@ -31,9 +31,12 @@ from shipyard.spec.constraints import (
     ThresholdText,
     raise_problems,
 )
+from shipyard.spec.decide_output import decide_output
 from shipyard.spec.thresholds import Threshold, parse_threshold
 
-DEFAULT_KINDS: Final[frozenset[str]] = frozenset({"classify", "answer", "extract"})
+DEFAULT_KINDS: Final[frozenset[str]] = frozenset(
+    {"classify", "answer", "extract", "decide", "generate"}
+)
 """Kinds accepted when the validation context does not name any (``{"kinds": [...]}``)."""
 
 FieldType = Literal["string", "integer", "number", "boolean", "enum", "list", "citations"]
@@ -387,9 +390,25 @@ def _extract_output(output: Mapping[str, FieldSpec]) -> list[Problem]:
     return problems
 
 
+def _generate_output(output: Mapping[str, FieldSpec]) -> list[Problem]:
+    """Free text (a single ``text`` string) or typed fields filled by structured output;
+    citations are refused: a chat model cannot be trusted to produce verified quotes."""
+    return [
+        ((name, "type"), "kind generate cannot produce citations (use kind answer)")
+        for name, field in output.items()
+        if field.type == "citations"
+    ]
+
+
 KIND_OUTPUT_RULES: Final[Mapping[str, Callable[[Mapping[str, FieldSpec]], list[Problem]]]] = (
     MappingProxyType(
-        {"classify": _classify_output, "answer": _answer_output, "extract": _extract_output}
+        {
+            "classify": _classify_output,
+            "answer": _answer_output,
+            "extract": _extract_output,
+            "decide": decide_output,
+            "generate": _generate_output,
+        }
     )
 )
 """Output contracts of the built-in kinds; a plugin kind without an entry has no extra rule."""
@@ -481,6 +500,12 @@ class TaskSpec(SpecModel):
                         )
                     )
         raise_problems("TaskSpec", problems)
+        return self
+
+    @model_validator(mode="after")
+    def _prompt_for_generate(self) -> Self:
+        if self.kind == "generate" and self.prompt is None:
+            raise_problems("TaskSpec", [((), "kind generate needs a 'prompt' (system, user)")])
         return self
 
     @model_validator(mode="after")

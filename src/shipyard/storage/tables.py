@@ -100,6 +100,10 @@ class Run(Base):
     # Knowledge runs: the access groups the run retrieved with. A reader needs all of them
     # to see the output, which may quote documents of those groups.
     access_groups: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # Chat-model runs: tokens billed and their cost (None: not a chat run, or no price).
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cost: Mapped[float | None] = mapped_column(Float, nullable=True)
     trace_id: Mapped[str | None] = mapped_column(String(32))
     request_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -12,8 +12,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, create_model
 
 from shipyard.api.deps import ContainerDep, CredentialsDep, PrincipalDep, authenticate
+from shipyard.api.routers.streaming import add_stream_route
 from shipyard.api.schemas import RunOut, TaskDetail, TaskSummary, run_out
 from shipyard.errors import NotFound
+from shipyard.kinds.generate import is_free_text
 from shipyard.observability.logging import request_id_var
 from shipyard.spec import Project, TaskSpec, input_model, output_model
 
@@ -132,6 +134,8 @@ def build_router(project: Project) -> APIRouter:
 
     for spec in project.tasks.values():
         _add_run_route(router, spec)
+        if spec.kind == "generate" and is_free_text(spec):
+            add_stream_route(router, spec)
 
     @router.post("/v1/tasks/{task}/runs", include_in_schema=False)
     def unknown_task_run(task: str, principal: PrincipalDep) -> None:

@@ -183,14 +183,20 @@ class TextClassifier:
     def metadata(self) -> dict[str, Any]:
         return dict(self._info)
 
-    def predict_proba(self, texts: Sequence[str]) -> Floats:
-        """Calibrated probabilities, shape ``(len(texts), len(labels))``, columns as ``labels``."""
+    def predict_proba(
+        self, texts: Sequence[str], embeddings: NDArray[np.float32] | None = None
+    ) -> Floats:
+        """Calibrated probabilities, shape ``(len(texts), len(labels))``, columns as ``labels``.
+
+        ``embeddings``: the texts' MiniLM vectors when the caller has them already (kind
+        decide also searches past cases with them), so no text is embedded twice."""
         batch = list(texts)
         if not batch:  # sklearn's normalize refuses an empty matrix
             return np.zeros((0, len(self.labels)))
         heads = self._heads
         log_tfidf = heads.tfidf.log_proba(_features(heads.tfidf_blocks, batch))
-        log_p = _combine(heads.embedding.log_proba(self._embedder.encode(batch)), log_tfidf)
+        vectors = self._embedder.encode(batch) if embeddings is None else embeddings
+        log_p = _combine(heads.embedding.log_proba(vectors), log_tfidf)
         return np.asarray(softmax(log_p / self.temperature, axis=1), dtype=np.float64)
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
@@ -276,12 +282,18 @@ def train_text_classifier(
     *,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    embeddings: NDArray[np.float32] | None = None,
 ) -> TextClassifier:
     """Fit both heads on all data, plus k-fold copies whose held-out predictions fit the
-    temperature and record how often each confidence level was right."""
+    temperature and record how often each confidence level was right.
+
+    ``embeddings``: ``embedder.encode(texts)`` when the caller keeps them too (kind decide
+    stores them as its case memory), so training does not embed the texts a second time."""
     started = time.perf_counter()
     report = progress or (lambda _message: None)
     texts, y, names = _validate(texts, labels)
+    if embeddings is not None and embeddings.shape != (len(texts), embedder.dimension):
+        raise ValueError(f"embeddings of shape {embeddings.shape} do not match the texts")
     k = len(names)
     n_folds = int(min(HP.folds, np.bincount(y).min()))
     splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
@@ -290,8 +302,11 @@ def train_text_classifier(
 
     # ONNX Runtime releases the GIL, so embedding overlaps the (GIL-bound) TF-IDF fits.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        embedded = pool.submit(embedder.encode, texts)
-        report(f"embedding {len(texts)} texts in the background")
+        embedded = pool.submit(
+            embedder.encode if embeddings is None else lambda _: embeddings, texts
+        )
+        if embeddings is None:
+            report(f"embedding {len(texts)} texts in the background")
         for fold, (train, held_out) in enumerate(folds, start=1):
             report(f"TF-IDF head, fold {fold}/{n_folds}")
             blocks, head = _fit_tfidf([texts[i] for i in train], y[train], k)

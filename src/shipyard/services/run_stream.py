@@ -1,0 +1,136 @@
+"""A streamed run: the same checks as :meth:`RunService.create`, then the reply's text as it is
+generated, then the run - stored (with its audit event) only once the stream has ended.
+
+:func:`open_stream` does every check that can refuse the request *before* returning, so the
+caller can still answer with a problem; only then does it hand back the event iterator.
+Closing the iterator early (the client went away) stores the run as failed with the error
+"client disconnected".
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from shipyard.access.principal import Principal
+from shipyard.access.roles import Operation, authorize
+from shipyard.errors import Forbidden, InvalidInput, InvalidModelOutput, ShipyardError
+from shipyard.kinds.base import KindResult
+from shipyard.kinds.generate import GenerateRunner
+from shipyard.observability.tracing import current_trace_id
+from shipyard.providers.llm import ProviderError, TextDelta
+from shipyard.storage.tables import Run
+
+if TYPE_CHECKING:
+    from shipyard.services.runs import RunService
+
+log = logging.getLogger("shipyard.runs")
+CLIENT_DISCONNECTED = "client disconnected"
+
+
+@dataclass(frozen=True)
+class StreamFailed:
+    """The last event of a stream that failed after it started: the problem and the stored
+    (failed) run."""
+
+    error: ShipyardError
+    run: Run
+
+
+StreamItem = TextDelta | Run | StreamFailed
+
+
+def open_stream(
+    service: RunService,
+    principal: Principal,
+    task: str,
+    inputs: Mapping[str, Any],
+    *,
+    request_id: str | None = None,
+) -> Iterator[StreamItem]:
+    """Check everything, then return the events: deltas, then the stored run (or a
+    :class:`StreamFailed`). Raises the same problems as ``create`` before streaming."""
+    # A friend of RunService: it shares its input check, budget check and storage.
+    spec = service.spec_for(principal, task)
+    authorize(principal.roles, Operation.TASK_RUN)
+    if not any(role.value in spec.policy.roles for role in principal.roles):
+        raise Forbidden(f"task {task} may be run by roles {', '.join(spec.policy.roles)} only")
+    data = service._check_input(spec, inputs)
+    runner = service._runtime.runner(task)
+    if not isinstance(runner, GenerateRunner) or not runner.streams_text:
+        raise InvalidInput(
+            f"task {task} cannot stream: only kind generate with a single 'text' output does"
+        )
+    service._check_budget(principal, task, runner, data)
+    run = Run(
+        id=str(uuid.uuid4()),
+        tenant_id=principal.tenant_id,
+        key_id=principal.key_id,
+        task=task,
+        version=spec.version,
+        input=data,
+        model=runner.model_name,
+        artifact=None,
+        trace_id=current_trace_id(),
+        request_id=request_id,
+        flags=["streamed"],
+        access_groups=None,
+        created_at=datetime.now(UTC),
+    )
+    return _events(service, principal, runner, run, data)
+
+
+def _events(
+    service: RunService,
+    principal: Principal,
+    runner: GenerateRunner,
+    run: Run,
+    data: dict[str, Any],
+) -> Iterator[StreamItem]:
+    started = time.perf_counter()
+    result: KindResult | None = None
+    try:
+        # closing(): a client that leaves also closes the provider's stream, at once.
+        with closing(runner.stream(data)) as events:
+            for event in events:
+                if isinstance(event, TextDelta):
+                    yield event
+                else:
+                    result = event
+    except GeneratorExit:
+        # The client went away mid-stream: keep the run, as failed, and stop generating.
+        _store_failed(service, principal, run, CLIENT_DISCONNECTED, started)
+        raise
+    except (ProviderError, InvalidModelOutput) as exc:
+        yield StreamFailed(service._fail_provider(run, principal, exc, started), run)
+        return
+    except ShipyardError as exc:
+        _store_failed(service, principal, run, exc.slug, started)
+        yield StreamFailed(exc, run)
+        return
+    assert result is not None  # runner.stream always ends with its result
+    run.status = "ok"
+    run.output, run.confidence = result.output, result.confidence
+    run.flags = [*run.flags, *result.flags]
+    service._record_usage(run, result)
+    run.model_latency_ms = round(result.model_ms, 3)
+    run.latency_ms = round((time.perf_counter() - started) * 1000, 3)
+    service._store(run, principal)
+    service._metrics.runs.labels(run.task, str(run.version), run.status).inc()
+    log.info("streamed run stored", extra={"task": run.task, "run_id": run.id})
+    yield run
+
+
+def _store_failed(
+    service: RunService, principal: Principal, run: Run, error: str, started: float
+) -> None:
+    run.status, run.error, run.output = "failed", error, None
+    run.latency_ms = round((time.perf_counter() - started) * 1000, 3)
+    service._store(run, principal)
+    service._metrics.runs.labels(run.task, str(run.version), run.status).inc()
