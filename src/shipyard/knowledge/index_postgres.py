@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
 from uuid import uuid4
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Row, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from shipyard.knowledge.dimensions import EMBEDDING_DIM, check_embeddings
+from shipyard.knowledge.index_rows import hit_from_row, scope_params
 from shipyard.knowledge.types import Chunk, DocumentRef, Hit, Scope
 
 # Letters and digits of any script (not "_"): they cannot carry tsquery operators
@@ -79,29 +79,6 @@ def tsquery_text(query: str) -> str | None:
 def _vector_literal(vector: NDArray[np.float32]) -> str:
     # pgvector's text form; repr of a float32 widened to float64 round-trips exactly.
     return "[" + ",".join(repr(value) for value in vector.tolist()) + "]"
-
-
-def _hit(row: Row[Any], score: float, retriever: str) -> Hit:
-    return Hit(
-        chunk_id=row.id,
-        document_id=row.document_id,
-        collection_id=row.collection_id,
-        chunk_index=row.chunk_index,
-        text=row.text,
-        start=row.start_offset,
-        end=row.end_offset,
-        heading=row.heading,
-        score=score,
-        scores={retriever: score},
-    )
-
-
-def _scope_params(scope: Scope) -> dict[str, Any]:
-    return {
-        "tenant": scope.tenant_id,
-        "collections": list(dict.fromkeys(scope.collection_ids)),
-        "groups": sorted(scope.groups),
-    }
 
 
 def _set_local(session: Session, name: str, value: str) -> None:
@@ -168,8 +145,8 @@ class PostgresIndex:
         tsquery = tsquery_text(query)
         if tsquery is None or k <= 0 or not scope.collection_ids or not scope.groups:
             return []
-        rows = session.execute(_KEYWORD_SQL, {**_scope_params(scope), "tsquery": tsquery, "k": k})
-        return [_hit(row, float(row.rank), "keyword") for row in rows]
+        rows = session.execute(_KEYWORD_SQL, {**scope_params(scope), "tsquery": tsquery, "k": k})
+        return [hit_from_row(row, float(row.rank), "keyword") for row in rows]
 
     def dense_search(
         self, session: Session, scope: Scope, vector: NDArray[np.float32], k: int
@@ -191,7 +168,7 @@ class PostgresIndex:
         query = np.asarray(vector, dtype=np.float32).reshape(EMBEDDING_DIM)
         if not np.any(query):
             return []  # cosine distance to a zero vector is undefined
-        params = {**_scope_params(scope), "vector": _vector_literal(query), "k": k}
+        params = {**scope_params(scope), "vector": _vector_literal(query), "k": k}
         ef_search, index_scan, seq_scan = session.execute(_CURRENT_SETTINGS).one()
         # NULL when pgvector's library is not loaded in this backend yet and nobody set it.
         restore = {"hnsw.ef_search": ef_search or _EF_SEARCH_DEFAULT}
@@ -206,7 +183,7 @@ class PostgresIndex:
             rows = session.execute(_DENSE_SQL, params).all()
         for name, value in restore.items():
             _set_local(session, name, value)
-        return [_hit(row, 1.0 - float(row.distance), "dense") for row in rows]
+        return [hit_from_row(row, 1.0 - float(row.distance), "dense") for row in rows]
 
     def count_chunks(self, session: Session, tenant_id: str, document_id: str) -> int:
         return int(

@@ -16,15 +16,15 @@ import secrets
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 from uuid import uuid4
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Engine, Row, TextClause, bindparam, text
+from sqlalchemy import Engine, TextClause, bindparam, text
 from sqlalchemy.orm import Session
 
 from shipyard.knowledge.dimensions import EMBEDDING_DIM, check_embeddings
+from shipyard.knowledge.index_rows import hit_from_row, scope_params
 from shipyard.knowledge.stopwords import STOPWORDS
 from shipyard.knowledge.types import Chunk, DocumentRef, Hit, Scope
 
@@ -104,29 +104,6 @@ def _rows(session: Session, query: TextClause, tenant_id: str, key: str) -> list
 def _batches(values: Sequence[int]) -> Iterator[list[int]]:
     for start in range(0, len(values), _BATCH):
         yield list(values[start : start + _BATCH])
-
-
-def _hit(row: Row[Any], score: float, retriever: str) -> Hit:
-    return Hit(
-        chunk_id=row.id,
-        document_id=row.document_id,
-        collection_id=row.collection_id,
-        chunk_index=row.chunk_index,
-        text=row.text,
-        start=row.start_offset,
-        end=row.end_offset,
-        heading=row.heading,
-        score=score,
-        scores={retriever: score},
-    )
-
-
-def _scope_params(scope: Scope) -> dict[str, Any]:
-    return {
-        "tenant": scope.tenant_id,
-        "collections": list(dict.fromkeys(scope.collection_ids)),
-        "groups": sorted(scope.groups),
-    }
 
 
 @dataclass(frozen=True)
@@ -324,9 +301,9 @@ class SqliteIndex:
         match = fts5_match(query)
         if match is None or k <= 0 or not scope.collection_ids or not scope.groups:
             return []
-        rows = session.execute(_KEYWORD_SQL, {**_scope_params(scope), "match": match, "k": k})
+        rows = session.execute(_KEYWORD_SQL, {**scope_params(scope), "match": match, "k": k})
         # bm25() is lower-is-better in SQLite; negate it so every index ranks higher-is-better.
-        return [_hit(row, -float(row.bm25_score), "keyword") for row in rows]
+        return [hit_from_row(row, -float(row.bm25_score), "keyword") for row in rows]
 
     def dense_search(
         self, session: Session, scope: Scope, vector: NDArray[np.float32], k: int
@@ -338,7 +315,7 @@ class SqliteIndex:
         if norm == 0.0:
             return []
         query = query / norm
-        params = _scope_params(scope)
+        params = scope_params(scope)
         revisions = _revisions(session, scope.tenant_id, params["collections"])
         score_parts, rowid_parts = [], []
         for collection in params["collections"]:
@@ -352,7 +329,7 @@ class SqliteIndex:
         if not score_of:
             return []
         hits = [
-            _hit(row, score_of[row.rowid], "dense")
+            hit_from_row(row, score_of[row.rowid], "dense")
             for batch in _batches(list(score_of))
             for row in session.execute(_FETCH_SQL, {**params, "rowids": batch})
         ]

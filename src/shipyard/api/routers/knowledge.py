@@ -16,6 +16,7 @@ from shipyard.api.deps import ContainerDep, CredentialsDep, PrincipalDep, authen
 from shipyard.api.routers.tasks import PROBLEM_RESPONSES
 from shipyard.errors import FieldProblem, InvalidInput
 from shipyard.services.ingestion import Accepted, JobView, Upload
+from shipyard.services.knowledge import CollectionView
 from shipyard.services.runs import validation_problems
 from shipyard.storage.tables import Document
 
@@ -156,6 +157,16 @@ def _document_out(document: Document) -> dict[str, Any]:
     ).model_dump(mode="json")
 
 
+def _collection_out(view: CollectionView) -> dict[str, Any]:
+    return CollectionOut(
+        id=view.collection.id,
+        name=view.collection.name,
+        description=view.collection.description,
+        documents=view.counts,
+        created_at=view.collection.created_at,
+    ).model_dump(mode="json")
+
+
 def job_out(view: JobView) -> dict[str, Any]:
     job = view.job
     return JobOut(
@@ -193,27 +204,12 @@ def create_collection(
     body: CollectionIn, principal: PrincipalDep, container: ContainerDep
 ) -> dict[str, Any]:
     found = container.knowledge.create_collection(principal, body.name, body.description)
-    return CollectionOut(
-        id=found.id,
-        name=found.name,
-        description=found.description,
-        documents={},
-        created_at=found.created_at,
-    ).model_dump(mode="json")
+    return _collection_out(CollectionView(found, {}))
 
 
 @router.get("/v1/collections", response_model=list[CollectionOut], summary="Collections")
 def list_collections(principal: PrincipalDep, container: ContainerDep) -> list[dict[str, Any]]:
-    return [
-        CollectionOut(
-            id=view.collection.id,
-            name=view.collection.name,
-            description=view.collection.description,
-            documents=view.counts,
-            created_at=view.collection.created_at,
-        ).model_dump(mode="json")
-        for view in container.knowledge.collections(principal)
-    ]
+    return [_collection_out(view) for view in container.knowledge.collections(principal)]
 
 
 @router.get(
@@ -225,14 +221,7 @@ def list_collections(principal: PrincipalDep, container: ContainerDep) -> list[d
 def get_collection(
     collection: str, principal: PrincipalDep, container: ContainerDep
 ) -> dict[str, Any]:
-    view = container.knowledge.collection(principal, collection)
-    return CollectionOut(
-        id=view.collection.id,
-        name=view.collection.name,
-        description=view.collection.description,
-        documents=view.counts,
-        created_at=view.collection.created_at,
-    ).model_dump(mode="json")
+    return _collection_out(container.knowledge.collection(principal, collection))
 
 
 @router.delete(
