@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from shipyard.knowledge.dimensions import EMBEDDING_DIM, check_embeddings
-from shipyard.knowledge.index_rows import hit_from_row, scope_params
+from shipyard.knowledge.index_rows import count_document_chunks, hit_from_row, scope_params
 from shipyard.knowledge.types import Chunk, DocumentRef, Hit, Scope
 
 # Letters and digits of any script (not "_"): they cannot carry tsquery operators
@@ -186,12 +186,4 @@ class PostgresIndex:
         return [hit_from_row(row, 1.0 - float(row.distance), "dense") for row in rows]
 
     def count_chunks(self, session: Session, tenant_id: str, document_id: str) -> int:
-        return int(
-            session.execute(
-                text(
-                    "SELECT count(*) FROM kb_chunks "
-                    "WHERE tenant_id = :tenant AND document_id = :document"
-                ),
-                {"tenant": tenant_id, "document": document_id},
-            ).scalar_one()
-        )
+        return count_document_chunks(session, tenant_id, document_id)

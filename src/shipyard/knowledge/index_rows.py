@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row
+from sqlalchemy import Row, text
+from sqlalchemy.orm import Session
 
 from shipyard.knowledge.types import Hit, Scope
 
@@ -32,3 +33,12 @@ def scope_params(scope: Scope) -> dict[str, Any]:
         "collections": list(dict.fromkeys(scope.collection_ids)),
         "groups": sorted(scope.groups),
     }
+
+
+_COUNT = text(
+    "SELECT count(*) FROM kb_chunks WHERE tenant_id = :tenant AND document_id = :document"
+)
+
+
+def count_document_chunks(session: Session, tenant_id: str, document_id: str) -> int:
+    return int(session.execute(_COUNT, {"tenant": tenant_id, "document": document_id}).scalar_one())

@@ -24,7 +24,7 @@ from sqlalchemy import Engine, TextClause, bindparam, text
 from sqlalchemy.orm import Session
 
 from shipyard.knowledge.dimensions import EMBEDDING_DIM, check_embeddings
-from shipyard.knowledge.index_rows import hit_from_row, scope_params
+from shipyard.knowledge.index_rows import count_document_chunks, hit_from_row, scope_params
 from shipyard.knowledge.stopwords import STOPWORDS
 from shipyard.knowledge.types import Chunk, DocumentRef, Hit, Scope
 
@@ -336,15 +336,7 @@ class SqliteIndex:
         return sorted(hits, key=lambda hit: -hit.score)
 
     def count_chunks(self, session: Session, tenant_id: str, document_id: str) -> int:
-        return int(
-            session.execute(
-                text(
-                    "SELECT count(*) FROM kb_chunks "
-                    "WHERE tenant_id = :tenant AND document_id = :document"
-                ),
-                {"tenant": tenant_id, "document": document_id},
-            ).scalar_one()
-        )
+        return count_document_chunks(session, tenant_id, document_id)
 
     @staticmethod
     def _remove(session: Session, rows: Sequence[tuple[int, str]]) -> None:
