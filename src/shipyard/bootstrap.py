@@ -107,16 +107,18 @@ class Container:
         registry = KindRegistry()
         registry.register(ClassifyKind(self.embedder))
         registry.register(AnswerKind(self._retrieve_for_run, self.embedder))
-        registry.register(ExtractKind())
-        # The router is handed over as a callable: built on the first generate run only.
+        # The router is handed over as a callable: built on the first chat-model run only.
+        local_llm = self.settings.local_llm
+        registry.register(ExtractKind(lambda: self.llm, local_llm=local_llm))
         registry.register(
             GenerateKind(
                 lambda: self.llm,
-                local_llm=self.settings.local_llm,
+                local_llm=local_llm,
                 max_stream_chars=self.settings.max_stream_chars,
+                retrieve=self._retrieve_for_run,
             )
         )
-        registry.register(DecideKind(self.embedder))
+        registry.register(DecideKind(self.embedder, lambda: self.llm, local_llm=local_llm))
         return registry
 
     @cached_property

@@ -157,5 +157,8 @@ def test_generate_needs_a_prompt() -> None:
 
 def test_generate_refuses_citation_outputs() -> None:
     output = {"refs": {"type": "citations"}}
-    with pytest.raises(ValidationError, match="cannot produce citations"):
+    with pytest.raises(ValidationError, match="citations only in an output named"):
         TaskSpec.model_validate({**BASE_SPEC, "output": output, "prompt": {"user": "{text}"}})
+    cited = {"text": {"type": "string"}, "citations": {"type": "citations"}}
+    with pytest.raises(ValidationError, match="can cite only retrieved passages"):
+        TaskSpec.model_validate({**BASE_SPEC, "output": cited, "prompt": {"user": "{text}"}})

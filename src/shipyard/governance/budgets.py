@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shipyard.errors import BudgetExceeded
 from shipyard.observability.metrics import Metrics
 from shipyard.settings import BudgetSettings
 from shipyard.storage.db import SessionFactory
-from shipyard.storage.tables import Run
+from shipyard.storage.usage import usage_since
 
 CHARS_PER_TOKEN = 4  # a rough, tokenizer-free estimate that errs on neither side much
 
@@ -63,15 +62,9 @@ def period_bounds(period: str, now: datetime) -> tuple[datetime, datetime]:
 
 def spent_since(session: Session, tenant_id: str, task: str | None, since: datetime) -> Spent:
     """Cost and tokens of a tenant's runs (of one task, or all when ``task`` is None) since
-    ``since``; filters on (tenant_id, created_at) first, which the runs index covers."""
-    tokens = func.coalesce(Run.prompt_tokens, 0) + func.coalesce(Run.completion_tokens, 0)
-    query = select(
-        func.coalesce(func.sum(Run.cost), 0.0), func.coalesce(func.sum(tokens), 0)
-    ).where(Run.tenant_id == tenant_id, Run.created_at >= since)
-    if task is not None:
-        query = query.where(Run.task == task)
-    cost, used = session.execute(query).one()
-    return Spent(float(cost or 0.0), int(used or 0))
+    ``since``, from the daily totals written with each run (at most 31 rows per task)."""
+    cost, tokens = usage_since(session, tenant_id, task, since)
+    return Spent(cost, tokens)
 
 
 def _matches(budget: BudgetSettings, tenant_slug: str, task: str) -> bool:

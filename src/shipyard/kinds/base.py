@@ -81,6 +81,13 @@ class TaskKind(Protocol):
     ) -> TaskRunner: ...
 
 
+def trains(kind: TaskKind, spec: TaskSpec) -> bool:
+    """Whether this task has a model to train: a kind whose need depends on the route (e.g.
+    extract: its offline tagger trains, a chat model does not) defines ``trains(spec)``."""
+    per_spec = getattr(kind, "trains", None)
+    return bool(per_spec(spec)) if callable(per_spec) else kind.needs_training
+
+
 class KindRegistry:
     def __init__(self) -> None:
         self._kinds: dict[str, TaskKind] = {}

@@ -7,6 +7,10 @@ text, decision and MiniLM embedding, searched by cosine similarity. The recommen
 classifier's; the evidence shows the precedent it resembles, so a reviewer sees at a glance
 whether past decisions agree. Nothing in the rationale is generated: it counts and quotes the
 evidence and the model's probability.
+
+Any other model route is a chat model (kinds/llm_structured.py): training (when the task has
+training data) only builds the case memory, quoted to the model as data and returned as the
+evidence; the model's decision has no calibrated confidence, so every run goes to review.
 """
 
 from __future__ import annotations
@@ -23,8 +27,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from shipyard.errors import ConfigError, ModelNotReady
-from shipyard.kinds.base import Example, KindResult, Progress, RunContext
+from shipyard.kinds.base import Example, KindResult, Progress, RunContext, TaskRunner
 from shipyard.kinds.classify import LOCAL_MODEL, input_text, training_labels
+from shipyard.kinds.llm_structured import (
+    LLMDecideRunner,
+    Precedent,
+    RouterFactory,
+    is_llm_route,
+)
 from shipyard.providers.local import MiniLMEmbedder, TextClassifier, train_text_classifier
 from shipyard.spec import TaskSpec
 
@@ -255,40 +265,66 @@ class DecideRunner:
         )
 
 
+def _precedents(
+    spec: TaskSpec, memory: CaseMemory | None, embedder: Callable[[], MiniLMEmbedder]
+) -> Callable[[Mapping[str, Any]], list[Precedent]]:
+    """The nearest past cases of an input (none without a case memory)."""
+    k = min(NEIGHBOURS, spec.output[EVIDENCE].max_items or NEIGHBOURS)
+
+    def find(inputs: Mapping[str, Any]) -> list[Precedent]:
+        if memory is None or not memory.cases:
+            return []
+        vectors = embedder().encode([input_text(spec, inputs)])
+        return [
+            Precedent(citation(n, memory.source), n.case.decision)
+            for n in memory.nearest(vectors, k)[0]
+        ]
+
+    return find
+
+
 class DecideKind:
     name = "decide"
-    needs_training = True
+    needs_training = True  # the offline classifier; see trains() for a chat-model route
 
-    def __init__(self, embedder: Callable[[], MiniLMEmbedder]) -> None:
+    def __init__(
+        self,
+        embedder: Callable[[], MiniLMEmbedder],
+        router: RouterFactory | None = None,
+        *,
+        local_llm: bool = False,
+    ) -> None:
         self._embedder = embedder  # shared with kind classify, created on first use
+        self._router = router  # None: no chat-model routes
+        self._local_llm = local_llm
 
-    def _check_route(self, spec: TaskSpec) -> None:
-        if (spec.model.provider, spec.model.model) != ("local", LOCAL_MODEL):
-            raise ConfigError(
-                f"task {spec.name}: kind decide supports model local/{LOCAL_MODEL} for now, "
-                f"not {spec.model.provider}/{spec.model.model}"
-            )
+    def trains(self, spec: TaskSpec) -> bool:
+        """A chat-model route trains only its case memory, so only with training data."""
+        return not is_llm_route(spec, LOCAL_MODEL) or spec.training is not None
 
     def train(
         self, spec: TaskSpec, examples: Sequence[Example], out_dir: Path, progress: Progress
     ) -> dict[str, Any]:
-        self._check_route(spec)
         decisions = training_labels(spec, examples, DECISION)
         texts = [input_text(spec, ex.inputs) for ex in examples]
         embedder = self._embedder()
         progress(f"embedding {len(texts)} past cases")
         vectors = embedder.encode(texts)  # once: the classifier and the case memory share them
-        seed = spec.training.seed if spec.training else 0
-        model = train_text_classifier(
-            texts, decisions, embedder, seed=seed, progress=progress, embeddings=vectors
-        )
         source = spec.training.path if spec.training else "training data"
         cases = [
             PastCase(ex.line, text, decision)
             for ex, text, decision in zip(examples, texts, decisions, strict=True)
         ]
+        memory = CaseMemory(source, cases, vectors, embedder.fingerprint)
+        if is_llm_route(spec, LOCAL_MODEL):
+            memory.save(out_dir)  # the chat model decides; the cases are its evidence
+            return {"cases": len(cases), "neighbours": NEIGHBOURS}
+        seed = spec.training.seed if spec.training else 0
+        model = train_text_classifier(
+            texts, decisions, embedder, seed=seed, progress=progress, embeddings=vectors
+        )
         model.save(out_dir)
-        CaseMemory(source, cases, vectors, embedder.fingerprint).save(out_dir)
+        memory.save(out_dir)
         # An option without a past case can never be recommended: say so in the metadata.
         unseen = sorted(set(spec.output[DECISION].values or []) - set(decisions))
         if unseen:
@@ -296,14 +332,28 @@ class DecideKind:
         extra = {"cases": len(cases), "neighbours": NEIGHBOURS, "tie_margin": TIE_MARGIN}
         return {**model.metadata(), **extra, "options_without_cases": unseen}
 
-    def load(self, spec: TaskSpec, artifact_dir: Path | None, artifact: str | None) -> DecideRunner:
-        self._check_route(spec)
-        if artifact_dir is None:
+    def load(self, spec: TaskSpec, artifact_dir: Path | None, artifact: str | None) -> TaskRunner:
+        if self.trains(spec) and artifact_dir is None:
             raise ModelNotReady(
                 f"task {spec.name} v{spec.version} has no trained model; "
                 f"run `shipyard train {spec.name}`"
             )
+        if is_llm_route(spec, LOCAL_MODEL):
+            return self._load_llm(spec, artifact_dir)
+        assert artifact_dir is not None  # trains() holds for the offline route
         embedder = self._embedder()
         model = TextClassifier.load(artifact_dir, embedder)
         memory = CaseMemory.load(artifact_dir, embedder)
         return DecideRunner(spec, model, memory, embedder, artifact)
+
+    def _load_llm(self, spec: TaskSpec, artifact_dir: Path | None) -> TaskRunner:
+        if self._router is None:
+            raise ConfigError(f"task {spec.name}: no chat-model router is available")
+        memory = None if artifact_dir is None else CaseMemory.load(artifact_dir, self._embedder())
+        return LLMDecideRunner(
+            spec,
+            self._router,
+            options=spec.output[DECISION].values or [],
+            precedents=_precedents(spec, memory, self._embedder),
+            local_llm=self._local_llm,
+        )

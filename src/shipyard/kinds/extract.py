@@ -4,6 +4,9 @@ Offline default model (``local`` / ``crf-span-tagger``): a CRF sequence tagger t
 labelled character spans (see providers/local/span_tagger.py). Training rows hold the text
 and, in the ``training.label`` column, a list of ``{slot, start, end}`` spans (a JSON list in
 JSONL, or a JSON string in CSV); ``slot`` names a string output field of the task.
+
+Any other model route is a chat model (kinds/llm_structured.py): nothing to train, the spec's
+prompt answered as structured output, and only values found verbatim in the text are kept.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from shipyard.errors import ConfigError, DataInvalid, FieldProblem, ModelNotReady
-from shipyard.kinds.base import Example, KindResult, Progress, RunContext
+from shipyard.errors import ConfigError, DataInvalid, FieldProblem, InvalidInput, ModelNotReady
+from shipyard.kinds.base import Example, KindResult, Progress, RunContext, TaskRunner
+from shipyard.kinds.llm_structured import LLMExtractRunner, RouterFactory, is_llm_route
 from shipyard.providers.local.span_features import Span
 from shipyard.providers.local.span_tagger import SpanTagger, train_span_tagger
 from shipyard.spec import FieldSpec, TaskSpec
@@ -150,20 +154,24 @@ class ExtractRunner:
 
 class ExtractKind:
     name = "extract"
-    needs_training = True
+    needs_training = True  # the offline tagger; see trains() for a chat-model route
+
+    def __init__(self, router: RouterFactory | None = None, *, local_llm: bool = False) -> None:
+        self._router = router  # None: no chat-model routes (e.g. tools without providers)
+        self._local_llm = local_llm
+
+    def trains(self, spec: TaskSpec) -> bool:
+        return not is_llm_route(spec, LOCAL_MODEL)
 
     def _check(self, spec: TaskSpec) -> None:
-        if (spec.model.provider, spec.model.model) != ("local", LOCAL_MODEL):
-            raise ConfigError(
-                f"task {spec.name}: kind extract supports model local/{LOCAL_MODEL} for now, "
-                f"not {spec.model.provider}/{spec.model.model}"
-            )
         text_field(spec)
 
     def train(
         self, spec: TaskSpec, examples: Sequence[Example], out_dir: Path, progress: Progress
     ) -> dict[str, Any]:
         self._check(spec)
+        if not self.trains(spec):
+            raise InvalidInput(f"task {spec.name} runs on a chat model: edit its prompt instead")
         training = spec.training
         column, file = (training.label, training.path) if training else ("label", None)
         texts, spans = training_spans(spec, examples, column, file)
@@ -171,10 +179,20 @@ class ExtractKind:
         model.save(out_dir)
         return model.metadata()
 
-    def load(
-        self, spec: TaskSpec, artifact_dir: Path | None, artifact: str | None
-    ) -> ExtractRunner:
+    def load(self, spec: TaskSpec, artifact_dir: Path | None, artifact: str | None) -> TaskRunner:
         self._check(spec)
+        if not self.trains(spec):
+            if self._router is None:
+                raise ConfigError(f"task {spec.name}: no chat-model router is available")
+            outputs = spec.output
+            return LLMExtractRunner(
+                spec,
+                self._router,
+                text_field=text_field(spec),
+                slots=slot_fields(spec),
+                fits=lambda slot, value: _fits(value, outputs[slot]),
+                local_llm=self._local_llm,
+            )
         if artifact_dir is None:
             raise ModelNotReady(
                 f"task {spec.name} v{spec.version} has no trained model; "

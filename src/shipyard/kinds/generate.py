@@ -4,11 +4,11 @@ Outputs are either one free-text ``text`` string (the reply as is; it can be str
 typed fields, in which case the output model's strict JSON Schema is sent as structured output
 and the reply is validated against it (see docs/providers.md). The router comes from the
 composition root, built on first use so projects without chat tasks never configure one.
+With a ``knowledge`` block the reply is grounded in retrieved passages (kinds/grounding.py).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from pathlib import Path
@@ -16,9 +16,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from shipyard.errors import InvalidInput, LLMNotConfigured
-from shipyard.governance.budgets import CHARS_PER_TOKEN, UsageEstimate
+from shipyard.errors import InvalidInput
+from shipyard.governance.budgets import UsageEstimate
+from shipyard.kinds import grounding
 from shipyard.kinds.base import Example, KindResult, Progress, RunContext, TaskRunner
+from shipyard.kinds.llm_structured import LOCAL_ROUTE, ready_router, worst_case
+from shipyard.knowledge.chunking import ChunkingOptions
+from shipyard.knowledge.types import Passage
 from shipyard.providers.llm import (
     ChatRequest,
     Deadline,
@@ -26,23 +30,31 @@ from shipyard.providers.llm import (
     StreamCollector,
     TextDelta,
     render,
-    route_entries,
     strict_json_schema,
 )
 from shipyard.spec import TaskSpec, output_model
 
 TEXT_FIELD = "text"
-LOCAL_ROUTE = ("local", "local-llm")
-NO_PROVIDER = (
-    "generate needs an LLM provider: configure SHIPYARD_PROVIDERS or opt into the bundled "
-    "demo model with SHIPYARD_LOCAL_LLM=true"
-)
+
+
+def _model_outputs(spec: TaskSpec) -> TaskSpec:
+    """The spec without its ``citations`` output: those come from retrieval, not the model."""
+    if grounding.CITATIONS_FIELD not in spec.output:
+        return spec
+    kept = {n: f for n, f in spec.output.items() if n != grounding.CITATIONS_FIELD}
+    return spec.model_copy(update={"output": kept})
+
+
+def _reply_is_text(spec: TaskSpec) -> bool:
+    outputs = _model_outputs(spec).output
+    field = outputs.get(TEXT_FIELD)
+    return len(outputs) == 1 and field is not None and field.type == "string"
 
 
 def is_free_text(spec: TaskSpec) -> bool:
-    """The task's only output is a ``text`` string: the reply is used (and streamed) as is."""
-    field = spec.output.get(TEXT_FIELD)
-    return len(spec.output) == 1 and field is not None and field.type == "string"
+    """The task's only output is a ``text`` string: the reply is used (and streamed) as is.
+    A task with knowledge is not streamed: its citations are checked on the whole reply."""
+    return _reply_is_text(spec) and spec.knowledge is None
 
 
 class GenerateRunner:
@@ -53,6 +65,7 @@ class GenerateRunner:
         *,
         local_llm: bool,
         max_stream_chars: int,
+        retrieve: grounding.Retrieve | None = None,
     ) -> None:
         assert spec.prompt is not None  # the spec model requires it for this kind
         self._spec = spec
@@ -60,9 +73,11 @@ class GenerateRunner:
         self._router = router
         self._local_llm = local_llm
         self._max_chars = max_stream_chars
+        self._retrieve = retrieve
         self._output_model: type[BaseModel] | None = (
-            None if is_free_text(spec) else output_model(spec)
+            None if _reply_is_text(spec) else output_model(_model_outputs(spec))
         )
+        self._query = None if spec.knowledge is None else grounding.query_field(spec)
 
     @property
     def model_name(self) -> str:
@@ -77,26 +92,30 @@ class GenerateRunner:
 
     @property
     def streams_text(self) -> bool:
-        return self._output_model is None
+        return is_free_text(self._spec)
 
     def _ready_router(self) -> ModelRouter:
         """The router, once it is known to serve this task's route (else a clear 503)."""
-        entries = route_entries(self._spec.model)
-        if any((e.provider, e.model) == LOCAL_ROUTE for e in entries) and not self._local_llm:
-            raise LLMNotConfigured(NO_PROVIDER)
-        router = self._router()
-        missing = sorted({e.provider for e in entries} - set(router.providers))
-        if missing:
-            raise LLMNotConfigured(
-                f"task {self._spec.name} routes to provider(s) {', '.join(missing)} that are "
-                f"not configured. {NO_PROVIDER}"
-            )
-        return router
+        return ready_router(self._spec, self._router, local_llm=self._local_llm)
 
-    def _request(self, inputs: Mapping[str, Any]) -> ChatRequest:
+    def _passages(self, inputs: Mapping[str, Any], context: RunContext | None) -> list[Passage]:
+        """What the caller may see of the task's collections for this input (none without
+        knowledge). Retrieval is scoped to the caller: a run without one cannot retrieve."""
+        if self._spec.knowledge is None or self._query is None:
+            return []
+        if context is None or self._retrieve is None:
+            raise InvalidInput("a generate task with knowledge runs for a caller")
+        query = str(inputs.get(self._query) or "")
+        return self._retrieve(context, self._spec.knowledge, query) if query.strip() else []
+
+    def _request(self, inputs: Mapping[str, Any], passages: Sequence[Passage] = ()) -> ChatRequest:
         model = self._output_model
+        messages = render(self._prompt, inputs)
+        if self._spec.knowledge is not None:
+            # Before the task's own user message, so its instruction stays the last word.
+            messages.insert(-1, grounding.passages_message(passages))
         return ChatRequest(
-            messages=render(self._prompt, inputs),
+            messages=messages,
             max_tokens=self._spec.generation.max_tokens,
             temperature=self._spec.generation.temperature,
             json_schema=None if model is None else strict_json_schema(model),
@@ -105,27 +124,22 @@ class GenerateRunner:
 
     def estimate(self, inputs: Mapping[str, Any]) -> UsageEstimate:
         """Worst case: every prompt character sent (about 4 per token) and ``max_tokens``
-        generated, at the dearest priced route entry (a fallback may serve the run)."""
-        router = self._ready_router()
-        request = self._request(inputs)
-        chars = sum(len(message.content) for message in request.messages)
-        if request.json_schema is not None:
-            chars += len(json.dumps(request.json_schema))
-        prompt_tokens = -(-chars // CHARS_PER_TOKEN)
-        max_tokens = request.max_tokens
-        costs = [
-            (prompt_tokens * price.input_per_1k + max_tokens * price.output_per_1k) / 1000
-            for entry in route_entries(self._spec.model)
-            if (price := router.prices.price(entry.provider, entry.model)) is not None
-        ]
-        return UsageEstimate(prompt_tokens + max_tokens, max(costs) if costs else None)
+        generated, at the dearest priced route entry (a fallback may serve the run). With
+        knowledge, ``top_k`` passages of the largest chunk size are counted in (the estimate
+        runs before retrieval)."""
+        knowledge = self._spec.knowledge
+        extra = 0 if knowledge is None else knowledge.top_k * ChunkingOptions().max_chars
+        return worst_case(
+            self._spec, self._ready_router(), self._request(inputs), extra_chars=extra
+        )
 
     def run(self, inputs: Mapping[str, Any], context: RunContext | None = None) -> KindResult:
         router = self._ready_router()
         started = time.perf_counter()
+        passages = self._passages(inputs, context)
         routed = router.complete(
             self._spec.model,
-            self._request(inputs),
+            self._request(inputs, passages),
             deadline=Deadline(self._spec.generation.timeout_seconds),
             output_model=self._output_model,
         )
@@ -133,11 +147,15 @@ class GenerateRunner:
             output = routed.output.model_dump(mode="json")
         else:
             output = {TEXT_FIELD: routed.result.content}
+        if grounding.CITATIONS_FIELD in self._spec.output:
+            output[grounding.CITATIONS_FIELD] = grounding.citations(output, passages)
+        flagged = any(passage.flagged for passage in passages)
         usage = routed.usage
         return KindResult(
             output=output,
             confidence=None,
             model_ms=(time.perf_counter() - started) * 1000,
+            flags=(grounding.INJECTION,) if flagged else (),
             usage={
                 "prompt_tokens": usage.prompt_tokens,
                 "completion_tokens": usage.completion_tokens,
@@ -211,11 +229,17 @@ class GenerateKind:
     needs_training = False
 
     def __init__(
-        self, router: Callable[[], ModelRouter], *, local_llm: bool, max_stream_chars: int
+        self,
+        router: Callable[[], ModelRouter],
+        *,
+        local_llm: bool,
+        max_stream_chars: int,
+        retrieve: grounding.Retrieve | None = None,
     ) -> None:
         self._router = router
         self._local_llm = local_llm
         self._max_chars = max_stream_chars
+        self._retrieve = retrieve
 
     def train(
         self, spec: TaskSpec, examples: Sequence[Example], out_dir: Path, progress: Progress
@@ -224,5 +248,9 @@ class GenerateKind:
 
     def load(self, spec: TaskSpec, artifact_dir: Path | None, artifact: str | None) -> TaskRunner:
         return GenerateRunner(
-            spec, self._router, local_llm=self._local_llm, max_stream_chars=self._max_chars
+            spec,
+            self._router,
+            local_llm=self._local_llm,
+            max_stream_chars=self._max_chars,
+            retrieve=self._retrieve,
         )

@@ -40,6 +40,7 @@ from shipyard.spec import Project, TaskSpec, input_model
 from shipyard.storage.db import SessionFactory
 from shipyard.storage.repositories import RunFilter, RunRepository
 from shipyard.storage.tables import Run
+from shipyard.storage.usage import add_usage
 
 log = logging.getLogger("shipyard.runs")
 
@@ -77,6 +78,12 @@ def _text_size(value: object) -> int:
     if isinstance(value, list):
         return sum(_text_size(item) for item in value)
     return 0
+
+
+def _tokens(run: Run) -> int | None:
+    if run.prompt_tokens is None and run.completion_tokens is None:
+        return None
+    return (run.prompt_tokens or 0) + (run.completion_tokens or 0)
 
 
 def _visible_output(principal: Principal, run: Run) -> Run:
@@ -322,9 +329,20 @@ class RunService:
                     "confidence": run.confidence,
                     "input_sha256": input_hash,
                     "flags": run.flags,
+                    "tokens": _tokens(run),
+                    "cost": run.cost,
                 },
             )
             RunRepository(session, principal.tenant_id).add(run)
+            if run.cost is not None or _tokens(run) is not None:
+                add_usage(
+                    session,
+                    run.tenant_id,
+                    run.task,
+                    run.created_at,
+                    run.cost or 0.0,
+                    _tokens(run) or 0,
+                )
 
     def stream(
         self,

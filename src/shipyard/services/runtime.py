@@ -6,7 +6,7 @@ import logging
 import threading
 
 from shipyard.errors import ModelNotReady, NotFound, ShipyardError
-from shipyard.kinds.base import KindRegistry, TaskRunner
+from shipyard.kinds.base import KindRegistry, TaskRunner, trains
 from shipyard.observability.metrics import Metrics
 from shipyard.providers.local import ArtifactStore
 from shipyard.spec import Project
@@ -39,7 +39,7 @@ class TaskRuntime:
         kind = self._kinds.get(spec.kind)
         digest = None
         artifact_dir = None
-        if kind.needs_training:
+        if trains(kind, spec):
             with self._sessions() as session:
                 latest = ArtifactRepository(session).latest(spec.name, spec.version)
             if latest is not None:

@@ -12,7 +12,7 @@ from typing import Any
 from shipyard.errors import InvalidInput
 from shipyard.evaluation.datasets import file_sha256, read_examples
 from shipyard.governance import audit
-from shipyard.kinds.base import KindRegistry, Progress
+from shipyard.kinds.base import KindRegistry, Progress, trains
 from shipyard.providers.local import ArtifactStore
 from shipyard.spec import Project, TaskSpec
 from shipyard.storage.db import SessionFactory
@@ -49,7 +49,7 @@ class TrainingService:
     def is_trained(self, task: str) -> bool:
         """True when an artifact exists for this version trained on the current data file."""
         spec = self._project.task(task)
-        if not self._kinds.get(spec.kind).needs_training:
+        if not trains(self._kinds.get(spec.kind), spec):
             return True
         data_hash = file_sha256(self._training_file(spec))
         with self._sessions() as session:
@@ -61,7 +61,7 @@ class TrainingService:
         return [
             name
             for name, spec in self._project.tasks.items()
-            if self._kinds.get(spec.kind).needs_training
+            if trains(self._kinds.get(spec.kind), spec)
         ]
 
     def untrained_tasks(self) -> list[str]:

@@ -32,6 +32,7 @@ from shipyard.spec.constraints import (
     raise_problems,
 )
 from shipyard.spec.decide_output import decide_output
+from shipyard.spec.llm_routes import generate_output, route_problems
 from shipyard.spec.thresholds import Threshold, parse_threshold
 
 DEFAULT_KINDS: Final[frozenset[str]] = frozenset(
@@ -390,16 +391,6 @@ def _extract_output(output: Mapping[str, FieldSpec]) -> list[Problem]:
     return problems
 
 
-def _generate_output(output: Mapping[str, FieldSpec]) -> list[Problem]:
-    """Free text (a single ``text`` string) or typed fields filled by structured output;
-    citations are refused: a chat model cannot be trusted to produce verified quotes."""
-    return [
-        ((name, "type"), "kind generate cannot produce citations (use kind answer)")
-        for name, field in output.items()
-        if field.type == "citations"
-    ]
-
-
 KIND_OUTPUT_RULES: Final[Mapping[str, Callable[[Mapping[str, FieldSpec]], list[Problem]]]] = (
     MappingProxyType(
         {
@@ -407,7 +398,7 @@ KIND_OUTPUT_RULES: Final[Mapping[str, Callable[[Mapping[str, FieldSpec]], list[P
             "answer": _answer_output,
             "extract": _extract_output,
             "decide": decide_output,
-            "generate": _generate_output,
+            "generate": generate_output,
         }
     )
 )
@@ -506,6 +497,11 @@ class TaskSpec(SpecModel):
     def _prompt_for_generate(self) -> Self:
         if self.kind == "generate" and self.prompt is None:
             raise_problems("TaskSpec", [((), "kind generate needs a 'prompt' (system, user)")])
+        return self
+
+    @model_validator(mode="after")
+    def _chat_model_rules(self) -> Self:
+        raise_problems("TaskSpec", route_problems(self))
         return self
 
     @model_validator(mode="after")

@@ -1,0 +1,50 @@
+"""Spec rules of tasks served by chat models (their own module: spec/model.py must stay small).
+
+* kind generate may declare a ``citations`` output only with a ``knowledge`` block: citations
+  are then built from retrieved passages the reply references, never written by the model;
+* kinds extract and decide on a chat-model route (any provider but ``local``) need a
+  ``prompt``: there is no trained model to fall back on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Final
+
+from shipyard.spec.constraints import Problem
+
+if TYPE_CHECKING:  # model.py imports this module; the names are only needed for typing
+    from shipyard.spec.model import FieldSpec, TaskSpec
+
+CITATIONS: Final = "citations"
+PROMPTED_KINDS: Final = frozenset({"extract", "decide"})
+
+
+def generate_output(output: Mapping[str, FieldSpec]) -> list[Problem]:
+    """Free text (a single ``text`` string) or typed fields filled by structured output, plus
+    at most one ``citations`` list (checked against ``knowledge`` by :func:`route_problems`)."""
+    return [
+        ((name, "type"), f"kind generate fills citations only in an output named '{CITATIONS}'")
+        for name, field in output.items()
+        if field.type == "citations" and name != CITATIONS
+    ]
+
+
+def route_problems(spec: TaskSpec) -> list[Problem]:
+    """Rules that need more of the spec than its outputs."""
+    problems: list[Problem] = []
+    cited = spec.output.get(CITATIONS)
+    cites = cited is not None and cited.type == "citations"
+    if spec.kind == "generate" and cites and spec.knowledge is None:
+        problems.append(
+            (
+                ("output", CITATIONS),
+                "kind generate can cite only retrieved passages: add a 'knowledge' block "
+                "(or use kind answer)",
+            )
+        )
+    if spec.kind in PROMPTED_KINDS and spec.model.provider != "local" and spec.prompt is None:
+        problems.append(
+            ((), f"kind {spec.kind} on a chat-model route needs a 'prompt' (system, user)")
+        )
+    return problems
