@@ -162,3 +162,17 @@ def test_generate_refuses_citation_outputs() -> None:
     cited = {"text": {"type": "string"}, "citations": {"type": "citations"}}
     with pytest.raises(ValidationError, match="can cite only retrieved passages"):
         TaskSpec.model_validate({**BASE_SPEC, "output": cited, "prompt": {"user": "{text}"}})
+
+
+def test_demo_model_runs_when_opted_in_and_says_so(tmp_path: Path) -> None:
+    project = write_generate_project(tmp_path / "project")
+    demo = llm_container(project, tmp_path / "state", None, local_llm=True)
+    try:
+        result = runner(demo, "demo-reply").run({"text": "Say hello."})
+        assert isinstance(result.output.get("text"), str)
+        assert result.usage is not None
+        assert result.usage["completion_tokens"] > 0
+        assert result.model_name is not None
+        assert "demo quality" in result.model_name
+    finally:
+        demo.close()

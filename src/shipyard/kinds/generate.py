@@ -57,6 +57,12 @@ def is_free_text(spec: TaskSpec) -> bool:
     return _reply_is_text(spec) and spec.knowledge is None
 
 
+def served_name(provider: str, model: str) -> str:
+    """How runs name the model; the bundled demo model says so wherever a run is shown."""
+    name = f"{provider}/{model}"
+    return f"{name} (demo quality)" if (provider, model) == LOCAL_ROUTE else name
+
+
 class GenerateRunner:
     def __init__(
         self,
@@ -81,10 +87,7 @@ class GenerateRunner:
 
     @property
     def model_name(self) -> str:
-        name = f"{self._spec.model.provider}/{self._spec.model.model}"
-        if (self._spec.model.provider, self._spec.model.model) == LOCAL_ROUTE:
-            return f"{name} (demo quality)"  # say so wherever the run is shown
-        return name
+        return served_name(self._spec.model.provider, self._spec.model.model)
 
     @property
     def artifact(self) -> str | None:
@@ -161,7 +164,7 @@ class GenerateRunner:
                 "completion_tokens": usage.completion_tokens,
             },
             cost=routed.cost,
-            model_name=f"{routed.entry.provider}/{routed.entry.model}",
+            model_name=served_name(routed.entry.provider, routed.entry.model),
         )
 
     def stream(self, inputs: Mapping[str, Any]) -> Generator[TextDelta | KindResult]:
@@ -200,7 +203,7 @@ class GenerateRunner:
             result = collector.result()
             usage = result.usage
             tokens = (usage.prompt_tokens, usage.completion_tokens)
-            cost, served = router.prices.cost(result), f"{result.provider}/{result.model}"
+            cost, served = router.prices.cost(result), served_name(result.provider, result.model)
         else:
             # Cut short before the provider reported usage: book the worst case, so budgets
             # never under-count what was paid for.

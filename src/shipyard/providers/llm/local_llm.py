@@ -58,7 +58,7 @@ class LocalLLMProvider:
                 params = xllamacpp.CommonParams()
                 params.model.path = str(_model_path())
                 params.model_alias = {MODEL}
-                params.hostname = "127.0.0.1"
+                params.hostnames = ["127.0.0.1"]  # loopback only
                 params.port = 0
                 params.n_ctx = 2048
                 params.cpuparams.n_threads = self._threads
