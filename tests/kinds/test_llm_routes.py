@@ -49,7 +49,7 @@ input:
   text: {{type: string, min_length: 1, max_length: 500}}
 output:
   decision: {{type: enum, values: [refund, reject, escalate]}}
-  confidence: {{type: number}}
+  confidence: {{type: number, required: false}}
   rationale: {{type: string}}
   evidence: {{type: citations, max_items: 2}}
 {ROUTE}
@@ -252,3 +252,12 @@ def test_spec_rules_of_chat_model_routes() -> None:
     with pytest.raises(ValidationError, match="chat-model route needs a 'prompt'"):
         TaskSpec.model_validate(base)
     TaskSpec.model_validate({**base, "prompt": {"user": "{text}"}})
+    with_confidence = {
+        **base,
+        "prompt": {"user": "{text}"},
+        "output": {"city": {"type": "string", "required": False}, "confidence": {"type": "number"}},
+    }
+    with pytest.raises(ValidationError, match="no calibrated confidence"):
+        TaskSpec.model_validate(with_confidence)
+    with_confidence["output"]["confidence"]["required"] = False
+    TaskSpec.model_validate(with_confidence)

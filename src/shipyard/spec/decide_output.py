@@ -14,7 +14,8 @@ if TYPE_CHECKING:  # model.py imports this module; the name is only needed for t
 DECIDE_FIELDS: Final[Mapping[str, tuple[str, bool]]] = MappingProxyType(
     {
         "decision": ("enum", True),
-        "confidence": ("number", True),
+        # Produced by the trained classifier; a chat-model route has no calibrated one.
+        "confidence": ("number", False),
         "rationale": ("string", True),
         "evidence": ("citations", True),
         "alternatives": ("list", False),
@@ -33,7 +34,7 @@ def decide_output(output: Mapping[str, FieldSpec]) -> list[Problem]:
     for name, (wanted, needed) in DECIDE_FIELDS.items():
         field = output.get(name)
         if field is None:
-            if needed:
+            if needed or name == "confidence":
                 problems.append(((), f"kind decide needs a '{name}' output of type {wanted}"))
         elif field.type != wanted:
             problems.append(((name, "type"), f"kind decide needs '{name}' of type {wanted}"))

@@ -3,7 +3,8 @@
 * kind generate may declare a ``citations`` output only with a ``knowledge`` block: citations
   are then built from retrieved passages the reply references, never written by the model;
 * kinds extract and decide on a chat-model route (any provider but ``local``) need a
-  ``prompt``: there is no trained model to fall back on.
+  ``prompt``: there is no trained model to fall back on; and their ``confidence`` output, if
+  declared, must not be required: a chat model gives no calibrated confidence.
 """
 
 from __future__ import annotations
@@ -43,8 +44,19 @@ def route_problems(spec: TaskSpec) -> list[Problem]:
                 "(or use kind answer)",
             )
         )
-    if spec.kind in PROMPTED_KINDS and spec.model.provider != "local" and spec.prompt is None:
+    on_chat_model = spec.kind in PROMPTED_KINDS and spec.model.provider != "local"
+    if on_chat_model and spec.prompt is None:
         problems.append(
             ((), f"kind {spec.kind} on a chat-model route needs a 'prompt' (system, user)")
+        )
+    confidence = spec.output.get("confidence")
+    if on_chat_model and confidence is not None and confidence.required:
+        # The published schema must match the runs: a chat model gives no calibrated
+        # confidence, so these runs carry none (and decide runs always go to review).
+        problems.append(
+            (
+                ("output", "confidence", "required"),
+                "a chat model gives no calibrated confidence: declare it 'required: false'",
+            )
         )
     return problems
