@@ -142,3 +142,16 @@ def test_no_provider_configured_is_a_clear_503(tmp_path: Path) -> None:
                 assert "SHIPYARD_LOCAL_LLM=true" in detail
     finally:
         bare.close()
+
+
+def test_input_the_model_refuses_is_a_422_naming_the_input(
+    client: TestClient, keys: TenantKeys, served: FaultProxy
+) -> None:
+    served.push(Fault.error(400))
+    response = client.post(
+        "/v1/tasks/draft-reply/runs", json={"input": {"text": "Hi"}}, headers=keys.auth()
+    )
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["errors"][0]["field"] == "input"
+    assert "stored as failed" in problem["detail"]

@@ -90,3 +90,14 @@ def test_a_token_budget_smaller_than_one_run_refuses_it(served: FaultProxy, tmp_
         assert "task=* period=month max_tokens=10 would be exceeded" in refused.json()["detail"]
         assert "retry-after" in refused.headers
         assert served.count == 0
+
+
+def test_a_cost_budget_fails_closed_for_an_unpriced_model() -> None:
+    from shipyard.governance.budgets import Spent, UsageEstimate, _over
+    from shipyard.settings import BudgetSettings
+
+    budget = BudgetSettings(tenant="*", task="*", period="day", max_cost=5.0)
+    reason = _over(budget, Spent(0.0, 0), UsageEstimate(tokens=10, cost=None))
+    assert reason is not None
+    assert "no price configured" in reason
+    assert _over(budget, Spent(0.0, 0), UsageEstimate(tokens=10, cost=0.01)) is None

@@ -261,3 +261,10 @@ def test_spec_rules_of_chat_model_routes() -> None:
         TaskSpec.model_validate(with_confidence)
     with_confidence["output"]["confidence"]["required"] = False
     TaskSpec.model_validate(with_confidence)
+
+
+def test_spec_rules_know_the_kinds_offline_models() -> None:
+    from shipyard.kinds import classify, extract
+    from shipyard.spec.llm_routes import OFFLINE_MODELS
+
+    assert OFFLINE_MODELS == {"extract": extract.LOCAL_MODEL, "decide": classify.LOCAL_MODEL}

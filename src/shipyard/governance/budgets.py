@@ -123,6 +123,12 @@ class BudgetGuard:
 
 def _over(budget: BudgetSettings, spent: Spent, estimate: UsageEstimate) -> str | None:
     """Why the run would pass the budget's limits, or None."""
+    if budget.max_cost is not None and estimate.cost is None:
+        # Fail closed: an unpriced model must not look free to a cost budget.
+        return (
+            f"max_cost={budget.max_cost:.2f} cannot be checked: the task's model route has "
+            "no price configured (set prices in SHIPYARD_PROVIDERS)"
+        )
     if budget.max_cost is not None:
         worst = spent.cost + (estimate.cost or 0.0)
         if worst > budget.max_cost:

@@ -25,6 +25,7 @@ from shipyard.kinds.base import KindResult
 from shipyard.kinds.generate import GenerateRunner
 from shipyard.observability.tracing import current_trace_id
 from shipyard.providers.llm import ProviderError, TextDelta
+from shipyard.services.usage_booking import book_worst_case
 from shipyard.storage.tables import Run
 
 if TYPE_CHECKING:
@@ -104,15 +105,27 @@ def _events(
                 else:
                     result = event
     except GeneratorExit:
-        # The client went away mid-stream: keep the run, as failed, and stop generating.
+        # The client went away mid-stream: keep the run, as failed, and stop generating;
+        # what the provider may bill for is booked against budgets.
+        book_worst_case(run, runner, data, None)
         _store_failed(service, principal, run, CLIENT_DISCONNECTED, started)
         raise
     except (ProviderError, InvalidModelOutput) as exc:
+        book_worst_case(run, runner, data, exc)
         yield StreamFailed(service._fail_provider(run, principal, exc, started), run)
         return
     except ShipyardError as exc:
+        book_worst_case(run, runner, data, exc)
         _store_failed(service, principal, run, exc.slug, started)
         yield StreamFailed(exc, run)
+        return
+    except Exception as exc:  # a model or storage fault mid-stream: keep the run as failed
+        log.exception("stream failed", extra={"task": run.task, "run_id": run.id})
+        book_worst_case(run, runner, data, exc)
+        _store_failed(service, principal, run, type(exc).__name__, started)
+        from shipyard.services.runs import RunFailed  # runs imports this module
+
+        yield StreamFailed(RunFailed(f"the model failed; run {run.id} is stored as failed"), run)
         return
     assert result is not None  # runner.stream always ends with its result
     run.status = "ok"

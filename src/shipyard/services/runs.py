@@ -33,9 +33,10 @@ from shipyard.kinds.base import KindResult, RunContext, TaskRunner
 from shipyard.knowledge.groups import caller_groups
 from shipyard.observability.metrics import Metrics
 from shipyard.observability.tracing import current_trace_id
-from shipyard.providers.llm import ProviderError
+from shipyard.providers.llm import ProviderError, ProviderRejected
 from shipyard.services.run_stream import StreamItem, open_stream
 from shipyard.services.runtime import TaskRuntime
+from shipyard.services.usage_booking import book_worst_case
 from shipyard.spec import Project, TaskSpec, input_model
 from shipyard.storage.db import SessionFactory
 from shipyard.storage.repositories import RunFilter, RunRepository
@@ -78,6 +79,9 @@ def _text_size(value: object) -> int:
     if isinstance(value, list):
         return sum(_text_size(item) for item in value)
     return 0
+
+
+REQUEST_FAULTS = frozenset({400, 413, 422})
 
 
 def _tokens(run: Run) -> int | None:
@@ -175,6 +179,13 @@ class RunService:
         if isinstance(error, InvalidModelOutput):
             error.detail = f"{error.detail}; run {run.id} is stored as failed"
             return error
+        if isinstance(error, ProviderRejected) and error.status in REQUEST_FAULTS:
+            # The request itself was refused (e.g. longer than the model's context): the
+            # caller's to fix, not an outage. The provider's own words are not passed on.
+            return InvalidInput(
+                f"the model refused this input; run {run.id} is stored as failed",
+                [FieldProblem("input", "refused by the model (too long or not acceptable)")],
+            )
         return LLMUnavailable(
             f"no model provider of the task's route could serve it; run {run.id} is stored "
             "as failed"
@@ -265,12 +276,15 @@ class RunService:
                     attributes={
                         "shipyard.model": runner.model_name,
                     },
+                    # Provider messages may quote upstream replies; the run keeps the type.
+                    record_exception=False,
                 ):
                     result = runner.run(
                         data,
                         RunContext(principal.tenant_id, caller_groups(principal.groups)),
                     )
             except (ProviderError, InvalidModelOutput) as exc:
+                book_worst_case(run, runner, data, exc)
                 raise self._fail_provider(run, principal, exc, started) from exc
             except ShipyardError:
                 raise

@@ -18,7 +18,10 @@ if TYPE_CHECKING:  # model.py imports this module; the names are only needed for
     from shipyard.spec.model import FieldSpec, TaskSpec
 
 CITATIONS: Final = "citations"
-PROMPTED_KINDS: Final = frozenset({"extract", "decide"})
+# The offline model of each kind that can also run on a chat model (the kinds' LOCAL_MODEL;
+# tests/kinds/test_llm_routes.py checks they agree). Any other route is a chat model.
+OFFLINE_MODELS: Final = {"extract": "crf-span-tagger", "decide": "minilm-tfidf-logreg"}
+PROMPTED_KINDS: Final = frozenset(OFFLINE_MODELS)
 
 
 def generate_output(output: Mapping[str, FieldSpec]) -> list[Problem]:
@@ -44,7 +47,11 @@ def route_problems(spec: TaskSpec) -> list[Problem]:
                 "(or use kind answer)",
             )
         )
-    on_chat_model = spec.kind in PROMPTED_KINDS and spec.model.provider != "local"
+    offline = OFFLINE_MODELS.get(spec.kind)
+    on_chat_model = offline is not None and (spec.model.provider, spec.model.model) != (
+        "local",
+        offline,
+    )
     if on_chat_model and spec.prompt is None:
         problems.append(
             ((), f"kind {spec.kind} on a chat-model route needs a 'prompt' (system, user)")

@@ -57,6 +57,12 @@ def _timeout(settings: ProviderSettings) -> openai.Timeout:
     return openai.Timeout(settings.read_timeout, connect=settings.connect_timeout)
 
 
+def _http_client(settings: ProviderSettings) -> openai.DefaultHttpxClient:
+    # No redirects: the allow-list names the hosts a prompt and a key may go to, and a
+    # redirect (307/308 resend the body; Azure's api-key header survives) would leave it.
+    return openai.DefaultHttpxClient(follow_redirects=False, timeout=_timeout(settings))
+
+
 def _key(settings: ProviderSettings) -> str | None:
     return settings.api_key.get_secret_value() if settings.api_key else None
 
@@ -67,6 +73,7 @@ def _openai_client(settings: ProviderSettings, _token: TokenProvider | None) -> 
         api_key=_key(settings) or _NO_KEY,
         max_retries=0,
         timeout=_timeout(settings),
+        http_client=_http_client(settings),
     )
 
 
@@ -83,6 +90,7 @@ def _azure_client(settings: ProviderSettings, token: TokenProvider | None) -> op
         azure_ad_token_provider=None if key else token,
         max_retries=0,
         timeout=_timeout(settings),
+        http_client=_http_client(settings),
     )
 
 
