@@ -75,6 +75,8 @@ class Container:
     settings: Settings
     _embedder: MiniLMEmbedder | None = field(default=None, init=False)
     _embedder_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _llm: ModelRouter | None = field(default=None, init=False)
+    _llm_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     @cached_property
     def project(self) -> Project:
@@ -121,12 +123,17 @@ class Container:
         registry.register(DecideKind(self.embedder, lambda: self.llm, local_llm=local_llm))
         return registry
 
-    @cached_property
+    @property
     def llm(self) -> ModelRouter:
-        router = ModelRouter.from_settings(self.settings, metrics=self.metrics)
-        if self.settings.local_llm:
-            router = with_local_llm(router)  # starts the bundled demo model, in-process
-        return router
+        """Built on first use, once, under a lock: two concurrent first runs must not build
+        two routers (and start the bundled demo model twice)."""
+        with self._llm_lock:
+            if self._llm is None:
+                router = ModelRouter.from_settings(self.settings, metrics=self.metrics)
+                if self.settings.local_llm:
+                    router = with_local_llm(router)  # the bundled demo model, in-process
+                self._llm = router
+            return self._llm
 
     def _retrieve_for_run(
         self, context: RunContext, knowledge: KnowledgeSpec, question: str
@@ -211,8 +218,8 @@ class Container:
         self.access.ensure_tenant(self.project.config.default_tenant)
 
     def close(self) -> None:
-        if "llm" in self.__dict__:  # only if it was ever built
-            self.llm.close()
+        if self._llm is not None:  # only if it was ever built
+            self._llm.close()
         self.tracer_provider.shutdown()
         self.engine.dispose()
 

@@ -138,7 +138,7 @@ def test_demo_model_is_opt_in(tmp_path: Path) -> None:
             runner(bare, "draft-reply").run({"text": "hi"})
     finally:
         bare.close()
-    assert "llm" not in bare.__dict__ or bare.llm.providers == {}
+    assert bare._llm is None or bare._llm.providers == {}
 
 
 BASE_SPEC = {
