@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from shipyard.errors import ConfigError
 from shipyard.governance.budgets import BudgetGuard
+from shipyard.governance.ratelimit import RateGuard, make_limiter
 from shipyard.kinds.answer import AnswerKind
 from shipyard.kinds.base import KindRegistry, RunContext
 from shipyard.kinds.classify import ClassifyKind
@@ -211,6 +212,11 @@ class Container:
             budgets=BudgetGuard(self.settings.budgets, self.sessions, self.metrics),
         )
 
+    @cached_property
+    def rate_limits(self) -> RateGuard:
+        # Redis when configured: API processes behind one load balancer share the counts.
+        return RateGuard(self.settings.rate_limits, make_limiter(self.settings.redis_url))
+
     def upgrade_database(self) -> None:
         migrate.upgrade(self.engine)
 
@@ -220,6 +226,8 @@ class Container:
     def close(self) -> None:
         if self._llm is not None:  # only if it was ever built
             self._llm.close()
+        if "rate_limits" in self.__dict__:  # only if it was ever built
+            self.rate_limits.limiter.close()
         self.tracer_provider.shutdown()
         self.engine.dispose()
 

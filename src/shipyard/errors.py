@@ -173,3 +173,14 @@ class BudgetExceeded(ShipyardError):
     status: int = 429
     slug: str = "budget-exceeded"
     title: str = "Budget exceeded"
+
+
+@dataclass
+class RateLimited(ShipyardError):
+    """A key or tenant is over its requests-per-minute or concurrent-runs limit; the detail
+    names which one, ``retry_after`` is the number of seconds to wait before trying again."""
+
+    retry_after: int | None = None
+    status: int = 429
+    slug: str = "rate-limited"
+    title: str = "Rate limited"

@@ -82,6 +82,19 @@ class BudgetSettings(BaseModel):
     max_tokens: int | None = Field(default=None, ge=0)
 
 
+class RateLimitSettings(BaseModel):
+    """Request and concurrency limits per API key and per tenant (``SHIPYARD_RATE_LIMITS``);
+    a null limit is not enforced. Shared across API processes when ``SHIPYARD_REDIS_URL`` is
+    set, per process otherwise."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key_rpm: int | None = Field(default=None, ge=1, description="Requests per minute per key")
+    tenant_rpm: int | None = Field(default=None, ge=1, description="Requests/minute per tenant")
+    key_concurrent_runs: int | None = Field(default=None, ge=1)
+    tenant_concurrent_runs: int | None = Field(default=None, ge=1)
+
+
 def _host_allowed(host: str, patterns: list[str] | tuple[str, ...]) -> bool:
     """``host`` (lowercase) equals a pattern, or ends with ``.suffix`` for ``*.suffix``."""
     for raw in patterns:
@@ -177,6 +190,14 @@ class Settings(BaseSettings):
     )
     max_stream_chars: int = Field(
         default=20_000, ge=1, description="Most characters a streamed reply may send"
+    )
+    rate_limits: RateLimitSettings = Field(
+        default=RateLimitSettings(),
+        description="Per-key and per-tenant requests per minute and concurrent runs (JSON)",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis shared by API processes for rate limits, e.g. redis://host:6379/0",
     )
 
     @model_validator(mode="after")

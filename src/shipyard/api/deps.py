@@ -33,8 +33,13 @@ CredentialsDep = Annotated[HTTPAuthorizationCredentials, Depends(bearer_credenti
 
 
 def authenticate(found: Container, credentials: HTTPAuthorizationCredentials) -> Principal:
-    """Blocking (one database read): call it from a worker thread."""
-    return found.access.authenticate(credentials.credentials)
+    """Blocking (one database read): call it from a worker thread.
+
+    The one place every authenticated route passes through (``PrincipalDep`` and the run
+    routes alike), so requests-per-minute limits are counted here, once per request."""
+    principal = found.access.authenticate(credentials.credentials)
+    found.rate_limits.check_request(principal)
+    return principal
 
 
 def principal(request: Request, credentials: CredentialsDep) -> Principal:

@@ -9,7 +9,7 @@ before the stream starts.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import anyio
@@ -54,8 +54,11 @@ class RunEventStream(StreamingResponse):
     """Closes the run's event iterator once the response is over, however it ended: when the
     client left mid-stream, closing stores the run as failed ("client disconnected")."""
 
-    def __init__(self, events: Iterator[StreamItem]) -> None:
+    def __init__(
+        self, events: Iterator[StreamItem], on_close: Callable[[], None] | None = None
+    ) -> None:
         self._events = events
+        self._on_close = on_close  # e.g. give back the run's concurrent-run slot
         super().__init__(
             self._body(),
             media_type="text/event-stream",
@@ -78,9 +81,13 @@ class RunEventStream(StreamingResponse):
                 await anyio.to_thread.run_sync(self._close)
 
     def _close(self) -> None:
-        close = getattr(self._events, "close", None)
-        if close is not None:
-            close()
+        try:
+            close = getattr(self._events, "close", None)
+            if close is not None:
+                close()
+        finally:
+            if self._on_close is not None:
+                self._on_close()
 
 
 def add_stream_route(router: APIRouter, spec: TaskSpec) -> None:
@@ -97,13 +104,21 @@ def add_stream_route(router: APIRouter, spec: TaskSpec) -> None:
     ) -> StreamingResponse:
         typed_input: BaseModel = body.input  # type: ignore[attr-defined]  # spec-built model
 
-        def open_events() -> Iterator[StreamItem]:
+        def open_events() -> tuple[Iterator[StreamItem], Callable[[], None]]:
             principal = authenticate(container, credentials)
-            return container.runs.stream(
-                principal, spec.name, typed_input.model_dump(), request_id=request_id_var.get()
-            )
+            # The concurrent-run slot is held until the stream is over (RunEventStream closes).
+            release = container.rate_limits.acquire_run(principal)
+            try:
+                events = container.runs.stream(
+                    principal, spec.name, typed_input.model_dump(), request_id=request_id_var.get()
+                )
+            except BaseException:
+                release()  # refused before streaming: no response will release it
+                raise
+            return events, release
 
-        return RunEventStream(await run_in_threadpool(open_events))
+        events, release = await run_in_threadpool(open_events)
+        return RunEventStream(events, on_close=release)
 
     stream_run.__annotations__["body"] = request_model
     router.add_api_route(
@@ -121,7 +136,7 @@ def add_stream_route(router: APIRouter, spec: TaskSpec) -> None:
         tags=["tasks"],
         responses={
             200: {"content": {"text/event-stream": {}}, "description": "The run's events"},
-            429: {"description": "A budget would be exceeded (Retry-After says when it resets)"},
+            429: {"description": "A budget, rate or concurrent-run limit (see Retry-After)"},
             503: {"description": "No LLM provider configured or available"},
         },
     )

@@ -27,6 +27,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         404: "No such task",
         413: "Request body too large",
         422: "Input does not match the task's input schema (field named in `errors`)",
+        429: "A rate limit, concurrent-run limit or budget was reached (see Retry-After)",
         503: "The task's model is not ready, or the model failed (run stored as failed)",
     }.items()
 }
@@ -71,9 +72,11 @@ def _add_run_route(router: APIRouter, spec: TaskSpec) -> None:
             # The hot path: authentication, the run and its storage in ONE worker-thread hop
             # (a sync dependency plus a sync endpoint would cost two).
             principal = authenticate(container, credentials)
-            run = container.runs.create(
-                principal, spec.name, typed_input.model_dump(), request_id=request_id_var.get()
-            )
+            # A concurrent-run slot is held for the run only, and given back however it ends.
+            with container.rate_limits.run_slot(principal):
+                run = container.runs.create(
+                    principal, spec.name, typed_input.model_dump(), request_id=request_id_var.get()
+                )
             return run_out(run)
 
         stored = await run_in_threadpool(authenticate_and_run)
