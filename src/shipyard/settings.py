@@ -143,6 +143,11 @@ class Settings(BaseSettings):
         default=None,
         description="Key for hashing API keys; generated into data_dir in development",
     )
+    audit_signing_key: SecretStr | None = Field(
+        default=None,
+        description="Ed25519 private key (PKCS8 PEM or base64 of the raw 32 bytes) that signs "
+        "audit checkpoints",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     max_request_bytes: int = Field(default=1_048_576, ge=1024)

@@ -8,13 +8,11 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from sqlalchemy.exc import SQLAlchemyError
 
 from shipyard.access.principal import Principal
 from shipyard.access.roles import Role
-from shipyard.cli import eval_cmd, keys_cmd, knowledge_cmd, worker_cmd
+from shipyard.cli import audit_cmd, eval_cmd, keys_cmd, knowledge_cmd, worker_cmd
 from shipyard.cli.common import (
-    EXIT_FAILED,
     ProjectOption,
     console,
     errors,
@@ -25,7 +23,6 @@ from shipyard.cli.common import (
 from shipyard.cli.spec_cmd import app as spec_app
 from shipyard.cli.train_cmd import train_tasks
 from shipyard.errors import ShipyardError
-from shipyard.storage import migrate
 from shipyard.storage.repositories import TenantRepository
 
 app = typer.Typer(
@@ -46,9 +43,8 @@ app.command("jobs")(knowledge_cmd.jobs)
 app.command("search")(knowledge_cmd.search)
 app.command("worker")(worker_cmd.worker)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-app.add_typer(audit_app, name="audit")
+app.add_typer(audit_cmd.audit_app, name="audit")
 
 
 @app.command()
@@ -159,31 +155,6 @@ def db_upgrade(project: ProjectOption = Path(".")) -> None:
     """Apply database migrations."""
     open_container(project)
     console.print("database schema is current")
-
-
-@audit_app.command("verify")
-def audit_verify(project: ProjectOption = Path(".")) -> None:
-    """Check the audit hash chain; exit 1 naming the first bad event if it was tampered with."""
-    container = open_container(project, migrate=False)
-    with user_errors():
-        try:
-            current = migrate.is_current(container.engine)
-        except SQLAlchemyError:
-            current = False
-        if not current:
-            raise fail("no current database here; run `shipyard db upgrade` first")
-        result = container.audit.verify()
-    if result.ok:
-        console.print(f"audit chain intact: {result.events} events, head {result.head_hash[:16]}")
-        return
-    errors.print(
-        f"audit chain BROKEN at event seq={result.first_bad_seq}"
-        + (f" id={result.first_bad_id}" if result.first_bad_id else "")
-        + f": {result.reason} ({result.events} events verified before it)",
-        highlight=False,
-        soft_wrap=True,
-    )
-    raise typer.Exit(EXIT_FAILED)
 
 
 def main() -> None:

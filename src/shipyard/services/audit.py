@@ -1,8 +1,11 @@
-"""Audit use cases: verify the chain."""
+"""Audit use cases: verify the chain; sign, list and verify checkpoints of its head."""
 
 from __future__ import annotations
 
-from shipyard.governance import audit
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from shipyard.governance import audit, checkpoints
+from shipyard.governance.checkpoints import Checkpoint, CheckpointProblem
 from shipyard.storage.db import SessionFactory
 
 
@@ -13,3 +16,17 @@ class AuditService:
     def verify(self) -> audit.VerifyResult:
         with self._sessions() as session:
             return audit.verify(session)
+
+    def checkpoint(self, private_key: Ed25519PrivateKey) -> Checkpoint:
+        with self._sessions.begin() as session:
+            return checkpoints.sign_head(session, private_key)
+
+    def checkpoints(self) -> list[Checkpoint]:
+        with self._sessions() as session:
+            return checkpoints.stored_checkpoints(session)
+
+    def verify_checkpoints(
+        self, items: list[Checkpoint], public_key: Ed25519PublicKey
+    ) -> list[CheckpointProblem]:
+        with self._sessions() as session:
+            return checkpoints.verify_checkpoints(session, items, public_key)

@@ -156,6 +156,20 @@ class AuditHead(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class AuditCheckpoint(Base):
+    """A signed copy of the chain head at one moment (see ``governance.checkpoints``)."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[str] = mapped_column(String(40))  # the head event's ``at``; "" for no events
+    signature: Mapped[str] = mapped_column(String(200))  # base64 Ed25519 signature
+    key_id: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class Evaluation(Base):
     """One evaluation of a task version's model on a dataset, with its per-case results."""
 
