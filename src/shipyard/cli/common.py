@@ -13,9 +13,12 @@ from rich.console import Console
 from rich.markup import escape
 from sqlalchemy.exc import SQLAlchemyError
 
+from shipyard.access.principal import Principal
+from shipyard.access.roles import Role
 from shipyard.bootstrap import Container, build
 from shipyard.errors import ShipyardError
 from shipyard.settings import Settings
+from shipyard.storage.repositories import TenantRepository
 
 console = Console()
 errors = Console(stderr=True)
@@ -69,3 +72,19 @@ def user_errors() -> Iterator[None]:
         yield
     except ShipyardError as exc:
         raise fail(str(exc)) from None
+
+
+def cli_principal(
+    container: Container,
+    tenant: str | None,
+    groups: frozenset[str] = frozenset(),
+    *,
+    roles: frozenset[Role] = frozenset({Role.ADMIN}),
+) -> Principal:
+    """Who a command acts as: the CLI (no key) in the named tenant, by default the project's."""
+    slug = tenant or container.project.config.default_tenant
+    with container.sessions() as session:
+        found = TenantRepository(session).by_slug(slug)
+    if found is None:
+        raise fail(f"no tenant {slug!r}")
+    return Principal(found.id, found.slug, None, "cli", roles, groups)

@@ -13,13 +13,18 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shipyard.access.principal import Principal
 from shipyard.access.roles import Role
-from shipyard.bootstrap import Container
-from shipyard.cli.common import ProjectOption, console, errors, fail, open_container, user_errors
+from shipyard.cli.common import (
+    ProjectOption,
+    cli_principal,
+    console,
+    errors,
+    fail,
+    open_container,
+    user_errors,
+)
 from shipyard.jobs.setup import make_runner
 from shipyard.services.ingestion import JobView, Upload
-from shipyard.storage.repositories import TenantRepository
 
 collections_app = typer.Typer(help="Create, list and delete knowledge collections.")
 TenantOption = Annotated[str | None, typer.Option(help="Tenant slug (default: project's)")]
@@ -28,17 +33,6 @@ MAX_FILES = 10_000  # one command, one transaction: split larger corpora
 SUPPORTED_EXTENSIONS = frozenset(
     {".pdf", ".docx", ".html", ".htm", ".md", ".markdown", ".txt", ".eml"}
 )
-
-
-def cli_principal(
-    container: Container, tenant: str | None, groups: frozenset[str] = frozenset()
-) -> Principal:
-    slug = tenant or container.project.config.default_tenant
-    with container.sessions() as session:
-        found = TenantRepository(session).by_slug(slug)
-    if found is None:
-        raise fail(f"no tenant {slug!r}")
-    return Principal(found.id, found.slug, None, "cli", frozenset({Role.ADMIN}), groups)
 
 
 def _groups(text: str) -> frozenset[str]:
@@ -315,15 +309,7 @@ def search(
 ) -> None:
     """Search a collection as a caller with the given access groups."""
     container = open_container(project)
-    principal = cli_principal(container, tenant, _groups(groups))
-    principal = Principal(
-        principal.tenant_id,
-        principal.tenant_slug,
-        None,
-        "cli",
-        frozenset({Role.CALLER}),
-        principal.groups,
-    )
+    principal = cli_principal(container, tenant, _groups(groups), roles=frozenset({Role.CALLER}))
     with user_errors():
         passages = container.knowledge.search(principal, [collection], query, k=k, mode=mode)
     if as_json:

@@ -9,11 +9,11 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from shipyard.access.principal import Principal
 from shipyard.access.roles import Role
 from shipyard.cli import audit_cmd, eval_cmd, keys_cmd, knowledge_cmd, worker_cmd
 from shipyard.cli.common import (
     ProjectOption,
+    cli_principal,
     console,
     errors,
     fail,
@@ -23,7 +23,6 @@ from shipyard.cli.common import (
 from shipyard.cli.spec_cmd import app as spec_app
 from shipyard.cli.train_cmd import train_tasks
 from shipyard.errors import ShipyardError
-from shipyard.storage.repositories import TenantRepository
 
 app = typer.Typer(
     name="shipyard",
@@ -137,13 +136,8 @@ def run(
     if not isinstance(inputs, dict):
         raise fail('--input must be a JSON object, e.g. \'{"text": "..."}\'')
     container = open_container(project)
-    slug = tenant or container.project.config.default_tenant
     with user_errors():
-        with container.sessions() as session:
-            found = TenantRepository(session).by_slug(slug)
-        if found is None:
-            raise fail(f"no tenant {slug!r}")
-        principal = Principal(found.id, found.slug, None, "cli", frozenset({Role.ADMIN}))
+        principal = cli_principal(container, tenant)
         result = container.runs.create(principal, task, inputs)
     from shipyard.api.schemas import run_out
 

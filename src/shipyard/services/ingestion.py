@@ -193,9 +193,7 @@ class IngestionService:
         replaced: set[str],
     ) -> Job:
         with self._sessions.begin() as session:
-            found = CollectionRepository(session, principal.tenant_id).by_name(collection)
-            if found is None:
-                raise NotFound(f"no collection {collection!r}")
+            found = CollectionRepository(session, principal.tenant_id).named(collection)
             documents = DocumentRepository(session, principal.tenant_id)
             for upload in uploads:
                 result = self._accept(

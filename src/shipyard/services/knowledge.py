@@ -23,6 +23,7 @@ from shipyard.knowledge.injection import looks_like_injection
 from shipyard.knowledge.retrieval import MODES, Mode, SearchRequest, search
 from shipyard.knowledge.types import DocumentRef, Passage, Scope
 from shipyard.observability.metrics import Metrics
+from shipyard.services.ids import is_uuid
 from shipyard.services.ingestion import Encoder
 from shipyard.storage.db import SessionFactory
 from shipyard.storage.knowledge_repositories import (
@@ -51,13 +52,6 @@ def _lock_documents(session: Session, tenant_id: str, document_ids: list[str]) -
             .where(Document.tenant_id == tenant_id, Document.id.in_(document_ids))
             .values(updated_at=datetime.now(UTC))
         )
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        return str(uuid.UUID(value)) == value
-    except ValueError:
-        return False
 
 
 class KnowledgeService:
@@ -123,9 +117,7 @@ class KnowledgeService:
     def collection(self, principal: Principal, name: str) -> CollectionView:
         authorize(principal.roles, Operation.KNOWLEDGE_READ)
         with self._sessions() as session:
-            found = CollectionRepository(session, principal.tenant_id).by_name(name)
-            if found is None:
-                raise NotFound(f"no collection {name!r}")
+            found = CollectionRepository(session, principal.tenant_id).named(name)
             counts = DocumentRepository(session, principal.tenant_id).count_by_status(found.id)
             return CollectionView(found, counts)
 
@@ -134,9 +126,7 @@ class KnowledgeService:
         authorize(principal.roles, Operation.KNOWLEDGE_WRITE)
         with self._sessions.begin() as session:
             collections = CollectionRepository(session, principal.tenant_id)
-            found = collections.by_name(name)
-            if found is None:
-                raise NotFound(f"no collection {name!r}")
+            found = collections.named(name)
             documents = DocumentRepository(session, principal.tenant_id)
             doomed = documents.all_in_collection(found.id)
             digests = {document.content_sha256 for document in doomed}
@@ -171,9 +161,7 @@ class KnowledgeService:
         authorize(principal.roles, Operation.KNOWLEDGE_READ)
         limit = max(1, min(limit, 200))
         with self._sessions() as session:
-            found = CollectionRepository(session, principal.tenant_id).by_name(collection)
-            if found is None:
-                raise NotFound(f"no collection {collection!r}")
+            found = CollectionRepository(session, principal.tenant_id).named(collection)
             return DocumentRepository(session, principal.tenant_id).in_collection(
                 found.id,
                 limit=limit,
@@ -193,7 +181,7 @@ class KnowledgeService:
         found = CollectionRepository(session, principal.tenant_id).by_name(collection)
         document = (
             DocumentRepository(session, principal.tenant_id).get(document_id)
-            if found is not None and _is_uuid(document_id)
+            if found is not None and is_uuid(document_id)
             else None
         )
         visible = self._visible_groups(principal)

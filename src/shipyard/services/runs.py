@@ -34,6 +34,7 @@ from shipyard.knowledge.groups import caller_groups
 from shipyard.observability.metrics import Metrics
 from shipyard.observability.tracing import current_trace_id
 from shipyard.providers.llm import ProviderError, ProviderRejected
+from shipyard.services.ids import is_uuid
 from shipyard.services.run_stream import StreamItem, open_stream
 from shipyard.services.runtime import TaskRuntime
 from shipyard.services.usage_booking import book_worst_case
@@ -106,13 +107,6 @@ def _visible_output(principal: Principal, run: Run) -> Run:
     return run
 
 
-def _is_uuid(value: str) -> bool:
-    try:
-        return str(uuid.UUID(value)) == value
-    except ValueError:
-        return False
-
-
 def _encode_cursor(run: Run) -> str:
     raw = f"{run.created_at.isoformat()}|{run.id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -123,7 +117,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created_text, run_id = raw.split("|", 1)
         created = datetime.fromisoformat(created_text)
-        if created.tzinfo is None or not _is_uuid(run_id):
+        if created.tzinfo is None or not is_uuid(run_id):
             raise ValueError("not a cursor of ours")
         return created.astimezone(UTC), run_id
     except (ValueError, UnicodeDecodeError, OverflowError):
@@ -378,7 +372,7 @@ class RunService:
 
     def get(self, principal: Principal, run_id: str) -> Run:
         only_key = self._visible_to(principal)
-        if not _is_uuid(run_id):  # never a run id; answer like any unknown id
+        if not is_uuid(run_id):  # never a run id; answer like any unknown id
             raise NotFound(f"no run {run_id!r}")
         with self._sessions() as session:
             run = RunRepository(session, principal.tenant_id).get(run_id)

@@ -9,6 +9,7 @@ from typing import Protocol
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from shipyard.errors import NotFound
 from shipyard.storage.tables import Collection, Document, Job
 
 MAX_SCANNED_ROWS = 5_000
@@ -33,6 +34,13 @@ class CollectionRepository:
                 Collection.tenant_id == self._tenant_id, Collection.name == name
             )
         ).scalar_one_or_none()
+
+    def named(self, name: str) -> Collection:
+        """The collection called ``name``, or NotFound (as for any object of another tenant)."""
+        found = self.by_name(name)
+        if found is None:
+            raise NotFound(f"no collection {name!r}")
+        return found
 
     def by_names(self, names: Sequence[str]) -> dict[str, Collection]:
         valid = [name for name in names if COLLECTION_NAME.match(name)]
