@@ -57,6 +57,8 @@ class Tenant(Base):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # A disabled tenant's keys and tokens are refused; its data stays.
+    disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class ApiKey(Base):
@@ -73,6 +75,28 @@ class ApiKey(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_by: Mapped[str | None] = mapped_column(String(200), nullable=True)  # audit actor
+    # The key this one replaced by rotation (the old one stays valid for the overlap).
+    rotated_from: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class RoleBinding(Base):
+    """Roles and access groups granted to people who sign in with OIDC: to one user (the
+    token's ``sub``) or to every member of a group named in the token's groups claim."""
+
+    __tablename__ = "role_bindings"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "subject_type", "subject", name="uq_role_bindings"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    subject_type: Mapped[str] = mapped_column(String(16))  # "user" or "group"
+    subject: Mapped[str] = mapped_column(String(200))
+    roles: Mapped[list[str]] = mapped_column(JSON)
+    groups: Mapped[list[str]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class Run(Base):
@@ -107,6 +131,8 @@ class Run(Base):
     trace_id: Mapped[str | None] = mapped_column(String(32))
     request_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Set when retention removed the input and output (the audit event keeps their hash).
+    purged_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class ModelArtifact(Base):
@@ -201,6 +227,8 @@ class Collection(Base):
     name: Mapped[str] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Documents older than this lose their text, chunks, vectors and stored upload.
+    retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Document(Base):
