@@ -9,6 +9,9 @@ from shipyard.errors import Forbidden
 
 
 class Role(StrEnum):
+    # Manages tenants (create, disable) and may act in every tenant: the operator of the
+    # installation, not of one customer. Every other role is scoped to its own tenant.
+    PLATFORM_ADMIN = "platform-admin"
     ADMIN = "admin"
     OPERATOR = "operator"
     REVIEWER = "reviewer"
@@ -23,11 +26,21 @@ class Operation(StrEnum):
     KNOWLEDGE_READ = "knowledge:read"  # list collections/documents, search (groups apply)
     KNOWLEDGE_WRITE = "knowledge:write"  # create collections, ingest, delete documents
     JOB_READ = "job:read"
+    AUDIT_READ = "audit:read"  # the tenant's audit events
+    KEY_MANAGE = "key:manage"  # create, list, rotate, revoke the tenant's API keys
+    BINDING_MANAGE = "binding:manage"  # grant roles and groups to OIDC users and groups
+    PII_REVEAL = "pii:reveal"  # see redacted PII restored (where the task's policy allows)
+    TENANT_MANAGE = "tenant:manage"  # create, list, disable tenants (platform-wide)
 
+
+# Operations that change who may do what: held by admins, never by operators.
+_ADMINISTRATION = frozenset({Operation.KEY_MANAGE, Operation.BINDING_MANAGE, Operation.PII_REVEAL})
+_TENANT_WORK = frozenset(Operation) - _ADMINISTRATION - {Operation.TENANT_MANAGE}
 
 PERMISSIONS: dict[Role, frozenset[Operation]] = {
-    Role.ADMIN: frozenset(Operation),
-    Role.OPERATOR: frozenset(Operation),
+    Role.PLATFORM_ADMIN: frozenset(Operation),
+    Role.ADMIN: frozenset(Operation) - {Operation.TENANT_MANAGE},
+    Role.OPERATOR: _TENANT_WORK,
     Role.REVIEWER: frozenset(
         {
             Operation.TASK_READ,
@@ -46,6 +59,14 @@ PERMISSIONS: dict[Role, frozenset[Operation]] = {
         }
     ),
 }
+
+
+def operations(roles: Iterable[Role]) -> frozenset[Operation]:
+    """Everything a set of roles permits: the rights a principal holds."""
+    held: set[Operation] = set()
+    for role in roles:
+        held |= PERMISSIONS[role]
+    return frozenset(held)
 
 
 def allowed(roles: Iterable[Role], operation: Operation) -> bool:
