@@ -30,6 +30,7 @@ from shipyard.providers.llm import ModelRouter
 from shipyard.providers.llm.local_llm import with_local_llm
 from shipyard.providers.local import ArtifactStore, MiniLMEmbedder
 from shipyard.services.access import AccessService
+from shipyard.services.admin import AdminService
 from shipyard.services.audit import AuditService
 from shipyard.services.calibration import CalibrationService
 from shipyard.services.evaluations import EvaluationService
@@ -180,6 +181,10 @@ class Container:
     @cached_property
     def access(self) -> AccessService:
         return AccessService(self.sessions, _secret_key(self.settings))
+
+    @cached_property
+    def admin(self) -> AdminService:
+        return AdminService(self.sessions, self.access, _secret_key(self.settings))
 
     @cached_property
     def audit(self) -> AuditService:

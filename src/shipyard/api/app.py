@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from shipyard import __version__
 from shipyard.api import problems
 from shipyard.api.middleware import RequestMiddleware
-from shipyard.api.routers import evaluations, health, knowledge, runs, tasks
+from shipyard.api.routers import admin, evaluations, health, knowledge, runs, tasks
 from shipyard.bootstrap import Container
 from shipyard.jobs.setup import make_runner
 
@@ -48,6 +48,7 @@ def create_app(container: Container, *, load_models: bool = True, run_jobs: bool
     app.include_router(runs.router)
     app.include_router(evaluations.router)
     app.include_router(knowledge.router)
+    app.include_router(admin.router)
     app.add_middleware(
         RequestMiddleware,
         max_body=container.settings.max_request_bytes,

@@ -75,13 +75,15 @@ def serve(
                     )
         tenant = container.project.config.default_tenant
         if not any(
-            Role.ADMIN.value in key.roles and key.revoked_at is None
+            {Role.ADMIN.value, Role.PLATFORM_ADMIN.value} & set(key.roles)
+            and key.revoked_at is None
             for key in container.access.keys(tenant)
         ):
             _key, token = container.access.create_key(
                 tenant,
                 name="bootstrap-admin",
-                roles=frozenset({Role.ADMIN}),
+                # The installation's first key: it may also create and disable tenants.
+                roles=frozenset({Role.ADMIN, Role.PLATFORM_ADMIN}),
                 expires_at=None,
                 actor="cli",
             )

@@ -11,17 +11,22 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shipyard.access.keys import hash_token, new_token, parse_token, token_matches
+from shipyard.access.keys import parse_token, token_matches
 from shipyard.access.principal import Principal
 from shipyard.access.roles import Role
-from shipyard.errors import Conflict, InvalidInput, NotFound, Unauthenticated
-from shipyard.governance import audit
+from shipyard.errors import Conflict, FieldProblem, InvalidInput, NotFound, Unauthenticated
+from shipyard.services.key_records import (
+    audit_change,
+    check_name,
+    key_snapshot,
+    mint_key,
+    tenant_snapshot,
+)
 from shipyard.storage.db import SessionFactory
 from shipyard.storage.repositories import KeyRepository, TenantRepository
 from shipyard.storage.tables import ApiKey, Tenant
 
 _SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
-_GROUP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Writing last_used_at on every request would turn each read into a write.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
 # Used when the key id is unknown, so that case costs the same HMAC as a wrong secret.
@@ -49,26 +54,39 @@ class AccessService:
                 raise
             return tenant
 
-    def create_tenant(self, slug: str, *, actor: str) -> Tenant:
+    def create_tenant(self, slug: str, *, actor: str, name: str | None = None) -> Tenant:
         with self._sessions.begin() as session:
-            if TenantRepository(session).by_slug(slug) is not None:
-                raise Conflict(f"tenant {slug!r} already exists")
-            return self._create_tenant(session, slug, actor)
+            return self.create_tenant_in(session, slug, actor=actor, name=name)
 
-    def _create_tenant(self, session: Session, slug: str, actor: str) -> Tenant:
+    def create_tenant_in(
+        self, session: Session, slug: str, *, actor: str, name: str | None = None
+    ) -> Tenant:
+        """Create a tenant in the caller's transaction (the admin API adds its first key)."""
+        if TenantRepository(session).by_slug(slug) is not None:
+            raise Conflict(f"tenant {slug!r} already exists")
+        return self._create_tenant(session, slug, actor, name)
+
+    def _create_tenant(
+        self, session: Session, slug: str, actor: str, name: str | None = None
+    ) -> Tenant:
         if not _SLUG_RE.match(slug):
-            raise InvalidInput(
-                "tenant slug must be 2-63 lowercase letters, digits or '-', starting with a letter"
-            )
-        tenant = Tenant(id=str(uuid.uuid4()), slug=slug, name=slug, created_at=datetime.now(UTC))
-        audit.append(
+            message = "must be 2-63 lowercase letters, digits or '-', starting with a letter"
+            raise InvalidInput(f"tenant slug {message}", [FieldProblem("slug", message)])
+        tenant = Tenant(
+            id=str(uuid.uuid4()),
+            slug=slug,
+            name=check_name(name or slug, "name"),
+            created_at=datetime.now(UTC),
+        )
+        audit_change(
             session,
             actor=actor,
             action="tenant.created",
             subject_type="tenant",
             subject_id=tenant.id,
             tenant_id=tenant.id,
-            data={"slug": slug},
+            before=None,
+            after=tenant_snapshot(tenant),
         )
         TenantRepository(session).add(tenant)
         return tenant
@@ -89,46 +107,22 @@ class AccessService:
         groups: frozenset[str] = frozenset(),
     ) -> tuple[ApiKey, str]:
         """Create a key; the token is returned once and never stored."""
-        bad = sorted(group for group in groups if not _GROUP_RE.match(group))
-        if bad:
-            raise InvalidInput(
-                f"invalid access group {bad[0]!r}: use 1-64 letters, digits, '-', '_' or '.'"
-            )
-        if expires_at is not None and expires_at <= datetime.now(UTC):
-            raise InvalidInput("expiry must be in the future")
         with self._sessions.begin() as session:
             tenant = TenantRepository(session).by_slug(tenant_slug)
             if tenant is None:
                 raise NotFound(
                     f"no tenant {tenant_slug!r}; create it with `shipyard tenants create`"
                 )
-            key_id, token = new_token()
-            key = ApiKey(
-                id=key_id,
-                tenant_id=tenant.id,
-                name=name,
-                key_hash=hash_token(self._secret, token),
-                roles=sorted(role.value for role in roles),
-                groups=sorted(groups),
-                created_at=datetime.now(UTC),
-                expires_at=expires_at,
-            )
-            audit.append(
+            return mint_key(
                 session,
+                self._secret,
+                tenant,
+                name=name,
+                roles=roles,
+                groups=groups,
+                expires_at=expires_at,
                 actor=actor,
-                action="key.created",
-                subject_type="api_key",
-                subject_id=key_id,
-                tenant_id=tenant.id,
-                data={
-                    "name": name,
-                    "roles": key.roles,
-                    "groups": key.groups,
-                    "expires_at": expires_at.isoformat() if expires_at else None,
-                },
             )
-            KeyRepository(session).add(key)
-        return key, token
 
     def keys(self, tenant_slug: str | None = None) -> Sequence[ApiKey]:
         with self._sessions() as session:
@@ -146,15 +140,17 @@ class AccessService:
             if key is None:
                 raise NotFound(f"no key {key_id!r}")
             if key.revoked_at is None:
+                before = key_snapshot(key)
                 key.revoked_at = datetime.now(UTC)
-                audit.append(
+                audit_change(
                     session,
                     actor=actor,
                     action="key.revoked",
                     subject_type="api_key",
                     subject_id=key.id,
                     tenant_id=key.tenant_id,
-                    data={"name": key.name},
+                    before=before,
+                    after=key_snapshot(key),
                 )
             return key
 

@@ -11,7 +11,7 @@ from typing import cast
 from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
-from shipyard.storage.tables import ApiKey, Evaluation, ModelArtifact, Run, Tenant
+from shipyard.storage.tables import ApiKey, AuditEvent, Evaluation, ModelArtifact, Run, Tenant
 
 _RUNS = cast(Table, Run.__table__)
 _INSERT_RUN = insert(_RUNS)
@@ -54,6 +54,12 @@ class KeyRepository:
 
     def add(self, key: ApiKey) -> None:
         self._session.add(key)
+
+    def in_tenant(self, key_id: str, tenant_id: str) -> ApiKey | None:
+        """A key, only if it belongs to ``tenant_id`` (another tenant's key does not exist)."""
+        return self._session.execute(
+            select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant_id == tenant_id)
+        ).scalar_one_or_none()
 
     def for_tenant(self, tenant_id: str | None) -> Sequence[ApiKey]:
         query = select(ApiKey).order_by(ApiKey.created_at)
@@ -154,3 +160,23 @@ class EvaluationRepository:
         if task is not None:
             query = query.where(Evaluation.task == task)
         return self._session.execute(query.limit(limit)).scalars().all()
+
+
+class AuditRepository:
+    """A tenant's own audit events (platform events without a tenant are not listed)."""
+
+    def __init__(self, session: Session, tenant_id: str) -> None:
+        self._session = session
+        self._tenant_id = tenant_id
+
+    def page(
+        self, *, limit: int, before_seq: int | None, action: str | None
+    ) -> Sequence[AuditEvent]:
+        """Newest first; ``before_seq`` continues from the last page."""
+        query = select(AuditEvent).where(AuditEvent.tenant_id == self._tenant_id)
+        if before_seq is not None:
+            query = query.where(AuditEvent.seq < before_seq)
+        if action is not None:
+            query = query.where(AuditEvent.action == action)
+        query = query.order_by(AuditEvent.seq.desc()).limit(limit)
+        return self._session.execute(query).scalars().all()
