@@ -25,6 +25,9 @@ from shipyard.api.app import create_app
 from shipyard.bootstrap import Container, build
 from shipyard.settings import Settings
 
+# Counts the Schemathesis fuzz cases and prints the total at the end of the session.
+pytest_plugins = ["tests.api.fuzz_report"]
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "support-desk"
 TINY_LABELS = [

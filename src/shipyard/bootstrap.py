@@ -11,8 +11,10 @@ from functools import cached_property
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import Engine
 
+from shipyard.access.oidc import OidcVerifier
 from shipyard.errors import ConfigError
 from shipyard.governance.budgets import BudgetGuard
+from shipyard.governance.pii import PiiScreen
 from shipyard.governance.ratelimit import RateGuard, make_limiter
 from shipyard.kinds.answer import AnswerKind
 from shipyard.kinds.base import KindRegistry, RunContext
@@ -36,6 +38,7 @@ from shipyard.services.calibration import CalibrationService
 from shipyard.services.evaluations import EvaluationService
 from shipyard.services.ingestion import IngestionService
 from shipyard.services.knowledge import KnowledgeService
+from shipyard.services.retention import RetentionService
 from shipyard.services.runs import RunService
 from shipyard.services.runtime import TaskRuntime
 from shipyard.services.training import TrainingService
@@ -175,12 +178,22 @@ class Container:
         )
 
     @cached_property
+    def retention(self) -> RetentionService:
+        return RetentionService(self.sessions, self.project, self.knowledge_index, self.blobs)
+
+    @cached_property
     def artifacts(self) -> ArtifactStore:
         return ArtifactStore(self.settings.artifacts_dir)
 
     @cached_property
     def access(self) -> AccessService:
-        return AccessService(self.sessions, _secret_key(self.settings))
+        return AccessService(self.sessions, _secret_key(self.settings), oidc=self.oidc)
+
+    @cached_property
+    def oidc(self) -> OidcVerifier | None:
+        """Sign-in with OIDC bearer tokens, when ``SHIPYARD_OIDC`` is set."""
+        oidc = self.settings.oidc
+        return OidcVerifier.from_settings(oidc) if oidc is not None else None
 
     @cached_property
     def admin(self) -> AdminService:
@@ -215,7 +228,12 @@ class Container:
             self.metrics,
             self.tracer_provider.get_tracer("shipyard"),
             budgets=BudgetGuard(self.settings.budgets, self.sessions, self.metrics),
+            pii=self.pii,
         )
+
+    @cached_property
+    def pii(self) -> PiiScreen:
+        return PiiScreen(self.settings.pii_countries, _secret_key(self.settings))
 
     @cached_property
     def rate_limits(self) -> RateGuard:

@@ -17,6 +17,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shipyard.errors import ConfigError
 
 MIN_SECRET_KEY_LENGTH = 32
+# Countries with national-id recognizers (shipyard.spec.pii.COUNTRY_ENTITIES; a test keeps
+# both in step): listed here so a typo fails at start-up without loading the detectors.
+PiiCountry = Literal["US", "GB", "ES", "IT", "DE", "PL", "FI", "SE", "IN", "AU", "SG", "CA"]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 # Hosts a provider type may use without being listed in SHIPYARD_PROVIDER_HOSTS: the vendor's own.
@@ -95,6 +98,58 @@ class RateLimitSettings(BaseModel):
     tenant_concurrent_runs: int | None = Field(default=None, ge=1)
 
 
+# Signature algorithms an OIDC token may use: public-key ones only. HS* would let anyone who
+# knows the shared secret (or, by confusion, the public key) mint tokens; "none" is unsigned.
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+class OidcSettings(BaseModel):
+    """Sign-in for people with bearer JWTs from an OIDC identity provider (``SHIPYARD_OIDC``,
+    JSON). Roles and access groups come from role bindings, never from the token itself."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    issuer: str = Field(min_length=1, description="Expected `iss`, exactly as the IdP writes it")
+    audience: str = Field(min_length=1, description="Expected `aud` (this API's client id)")
+    jwks_url: str | None = Field(default=None, description="The IdP's JWKS endpoint (https)")
+    jwks_file: Path | None = Field(default=None, description="A JWKS JSON file, read at start")
+    algorithms: list[str] = Field(default=["RS256", "ES256"], min_length=1)
+    tenant_claim: str = Field(default="tenant", min_length=1, description="Claim naming the tenant")
+    tenant: str | None = Field(default=None, description="Fixed tenant slug for every token")
+    groups_claim: str = Field(default="groups", min_length=1)
+    leeway_seconds: int = Field(default=30, ge=0, le=300)
+    jwks_cache_seconds: int = Field(default=300, ge=1, description="Refetch the JWKS after this")
+    jwks_min_refresh_seconds: int = Field(
+        default=60, ge=0, description="At most one JWKS fetch per this many seconds"
+    )
+    jwks_timeout_seconds: float = Field(default=5, gt=0, le=60)
+    jwks_max_bytes: int = Field(default=262_144, ge=1024, le=4_194_304)
+
+    @model_validator(mode="after")
+    def _check(self) -> OidcSettings:
+        if (self.jwks_url is None) == (self.jwks_file is None):
+            raise ConfigError("SHIPYARD_OIDC: set exactly one of jwks_url and jwks_file")
+        refused = sorted(set(self.algorithms) - ASYMMETRIC_ALGORITHMS)
+        if refused:
+            allowed = ", ".join(sorted(ASYMMETRIC_ALGORITHMS))
+            raise ConfigError(
+                f"SHIPYARD_OIDC: algorithm {refused[0]!r} is not accepted; use public-key "
+                f"algorithms only ({allowed})"
+            )
+        if self.jwks_url is not None:
+            parts = urlsplit(self.jwks_url)
+            host = (parts.hostname or "").lower()
+            loopback = parts.scheme == "http" and host in _LOOPBACK_HOSTS
+            if not host or (parts.scheme != "https" and not loopback):
+                raise ConfigError(
+                    "SHIPYARD_OIDC: jwks_url must be an https URL (http only for localhost)"
+                )
+        return self
+
+
 def _host_allowed(host: str, patterns: list[str] | tuple[str, ...]) -> bool:
     """``host`` (lowercase) equals a pattern, or ends with ``.suffix`` for ``*.suffix``."""
     for raw in patterns:
@@ -168,6 +223,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Redis broker: seconds before an unacknowledged job is handed out again",
     )
+    retention_interval_seconds: int = Field(
+        default=3600,
+        ge=0,
+        description="Seconds between scheduled retention purges (API thread or Celery beat); "
+        "0 disables the schedule",
+    )
     log_level: str = "INFO"
     log_json: bool = True
     otel_exporter: Literal["none", "console", "otlp"] = "none"
@@ -203,6 +264,14 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None,
         description="Redis shared by API processes for rate limits, e.g. redis://host:6379/0",
+    )
+    pii_countries: list[PiiCountry] = Field(
+        default=["US", "GB", "ES", "IT"],
+        description="Countries whose national ids PII screening detects (docs/pii.md)",
+    )
+    oidc: OidcSettings | None = Field(
+        default=None,
+        description="OIDC/JWT sign-in for people (JSON): issuer, audience, jwks_url or jwks_file",
     )
 
     @model_validator(mode="after")

@@ -281,3 +281,46 @@ def test_audit_listing_is_the_callers_tenant_only_and_pages(
     # tenant.created + one key per role + 3 runs; nothing of the other tenant.
     assert sum(e["action"] == "run.created" for e in page["items"] + rest) == 3
     assert client.get("/v1/audit", headers=tenant.auth("caller")).status_code == 403
+
+
+def test_bindings_are_managed_within_the_admins_rights_and_audited(
+    client: TestClient, tenant: TenantKeys, other_tenant: TenantKeys
+) -> None:
+    admin = tenant.auth("admin")
+    created = client.post(
+        "/v1/bindings",
+        json={"subject_type": "group", "subject": "support-team", "roles": ["reviewer"]},
+        headers=admin,
+    )
+    assert created.status_code == 201, created.text
+    binding = created.json()
+    assert binding["created_by"] == f"key:{tenant.key_ids['admin']}"
+    listed = client.get("/v1/bindings", headers=admin).json()["items"]
+    assert [b["id"] for b in listed] == [binding["id"]]
+    # Nobody else sees or removes it; escalation and duplicates are refused.
+    assert client.get("/v1/bindings", headers=other_tenant.auth("admin")).json()["items"] == []
+    gone = client.delete(f"/v1/bindings/{binding['id']}", headers=other_tenant.auth("admin"))
+    assert gone.status_code == 404
+    escalate = client.post(
+        "/v1/bindings",
+        json={"subject_type": "user", "subject": "mallory", "roles": ["platform-admin"]},
+        headers=admin,
+    )
+    assert escalate.status_code == 403
+    again = client.post(
+        "/v1/bindings",
+        json={"subject_type": "group", "subject": "support-team", "roles": ["caller"]},
+        headers=admin,
+    )
+    assert again.status_code == 409
+    operator = client.get("/v1/bindings", headers=tenant.auth("operator"))
+    assert operator.status_code == 403
+    deleted = client.delete(f"/v1/bindings/{binding['id']}", headers=admin)
+    assert deleted.status_code == 200
+    assert client.get("/v1/bindings", headers=admin).json()["items"] == []
+    (create_event,) = audit_events(client, tenant, "binding.created")
+    (delete_event,) = audit_events(client, tenant, "binding.deleted")
+    assert create_event["data"]["before"] is None
+    assert create_event["data"]["after"]["subject"] == "support-team"
+    assert delete_event["data"]["before"]["roles"] == ["reviewer"]
+    assert delete_event["data"]["after"] is None

@@ -5,6 +5,7 @@ authenticating the key that was made."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -109,3 +110,29 @@ def test_rotation_cannot_hand_out_a_key_beyond_the_rotators_rights(
     made = container.access.authenticate(token)
     assert operations(made.roles) <= operations(held)
     assert made.groups <= held_groups
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(held=ROLES, held_groups=GROUPS, roles=ROLES, groups=GROUPS)
+def test_a_role_binding_never_grants_more_than_its_creator_holds(
+    world: tuple[Container, Principal],
+    held: frozenset[Role],
+    held_groups: frozenset[str],
+    roles: frozenset[Role],
+    groups: frozenset[str],
+) -> None:
+    container, base = world
+    granter = as_principal(base, held, held_groups)
+    expected = allowed(held, Operation.BINDING_MANAGE) and may_grant(
+        held, held_groups, roles, groups
+    )
+    try:
+        binding = container.admin.create_binding(
+            granter, subject_type="user", subject=uuid.uuid4().hex, roles=roles, groups=groups
+        )
+    except Forbidden:
+        assert not expected
+        return
+    assert expected
+    assert operations(Role(role) for role in binding.roles) <= operations(held)
+    assert set(binding.groups) <= held_groups

@@ -12,6 +12,7 @@ from shipyard.api import problems
 from shipyard.api.middleware import RequestMiddleware
 from shipyard.api.routers import admin, evaluations, health, knowledge, runs, tasks
 from shipyard.bootstrap import Container
+from shipyard.jobs.retention import make_retention_scheduler
 from shipyard.jobs.setup import make_runner
 
 
@@ -19,6 +20,9 @@ def create_app(container: Container, *, load_models: bool = True, run_jobs: bool
     """Build the app for ``container``; models load and the job runner starts (resuming
     accepted work) at start-up unless told otherwise."""
     project = container.project
+    # Build authentication now: a bad SHIPYARD_OIDC (say, an unreadable jwks_file) must stop
+    # the start, not turn the first request into a 500.
+    _ = container.access
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -28,9 +32,14 @@ def create_app(container: Container, *, load_models: bool = True, run_jobs: bool
         if runner is not None:
             runner.start()
         app.state.jobs = runner
+        retention = make_retention_scheduler(container) if run_jobs else None
+        if retention is not None:
+            retention.start()  # periodic purge (SHIPYARD_RETENTION_INTERVAL_SECONDS)
         try:
             yield
         finally:
+            if retention is not None:
+                retention.stop()
             if runner is not None:
                 runner.stop()
 

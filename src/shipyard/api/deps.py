@@ -11,7 +11,10 @@ from shipyard.access.principal import Principal
 from shipyard.bootstrap import Container
 from shipyard.errors import Unauthenticated
 
-_bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer sy_...`")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="API key (`Authorization: Bearer sy_...`) or, with OIDC configured, a JWT",
+)
 
 
 async def container(request: Request) -> Container:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from shipyard.storage.tables import Run
 
@@ -29,7 +29,8 @@ class RunOut(BaseModel):
     error: str | None = None
     flags: list[str] = Field(
         default=[],
-        description="Warnings about the run, e.g. 'injection' (retrieved text tried to instruct)",
+        description="Warnings about the run, e.g. 'injection' (with 'injection:input' or "
+        "'injection:retrieved': text tried to instruct the model), 'pii_redacted'",
     )
     trace_id: str | None = None
     request_id: str | None = None
@@ -40,6 +41,15 @@ class RunOut(BaseModel):
     )
     cost: float | None = Field(
         default=None, description="Chat-model runs: cost from the price table; null if unknown"
+    )
+    pii_entities: dict[str, int] | None = Field(
+        default=None,
+        description="PII policy redact: findings per entity type (no values); null if none",
+    )
+    purged_at: datetime | None = Field(
+        default=None,
+        description="When retention emptied the run's input and output (then input is {} and "
+        "output null); null while they are kept",
     )
 
 
@@ -66,3 +76,21 @@ class TaskDetail(TaskSummary):
 
 def run_out(run: Run) -> dict[str, Any]:
     return RunOut.model_validate(run).model_dump(mode="json")
+
+
+def _not_a_number(value: Any) -> Any:
+    # Pydantic would read "0.5" or 1700000000 as Unix time; the API documents date-times.
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(value, str):
+        try:
+            float(value)
+            is_number = True
+        except ValueError:
+            pass
+    if is_number:
+        raise ValueError("expected an ISO 8601 date-time with offset, e.g. 2026-01-31T09:00:00Z")
+    return value
+
+
+IsoDatetime = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
+"""An ISO 8601 date-time with a UTC offset, as documented (``format: date-time``)."""

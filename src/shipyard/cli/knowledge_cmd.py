@@ -43,6 +43,10 @@ def _groups(text: str) -> frozenset[str]:
 def create_collection(
     name: Annotated[str, typer.Argument(help="Collection name, e.g. handbook")],
     description: Annotated[str, typer.Option(help="What the collection holds")] = "",
+    retention_days: Annotated[
+        int | None,
+        typer.Option(min=1, max=36_500, help="Purge documents older than this many days"),
+    ] = None,
     tenant: TenantOption = None,
     project: ProjectOption = Path("."),
 ) -> None:
@@ -50,7 +54,7 @@ def create_collection(
     container = open_container(project)
     with user_errors():
         found = container.knowledge.create_collection(
-            cli_principal(container, tenant), name, description
+            cli_principal(container, tenant), name, description, retention_days
         )
     console.print(f"collection {escape(found.name)} created ({found.id})")
 

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from shipyard.access.roles import Role
-from shipyard.cli import audit_cmd, eval_cmd, keys_cmd, knowledge_cmd, worker_cmd
+from shipyard.cli import audit_cmd, bindings_cmd, eval_cmd, keys_cmd, knowledge_cmd, worker_cmd
 from shipyard.cli.common import (
     ProjectOption,
     cli_principal,
@@ -20,6 +20,7 @@ from shipyard.cli.common import (
     open_container,
     user_errors,
 )
+from shipyard.cli.retention_cmd import retention_app
 from shipyard.cli.spec_cmd import app as spec_app
 from shipyard.cli.train_cmd import train_tasks
 from shipyard.errors import ShipyardError
@@ -33,6 +34,9 @@ app = typer.Typer(
 app.add_typer(spec_app, name="spec", help="Validate task specs; print the spec JSON Schema.")
 app.add_typer(keys_cmd.keys_app, name="keys", help="Create, list and revoke API keys.")
 app.add_typer(keys_cmd.tenants_app, name="tenants", help="Create and list tenants.")
+app.add_typer(
+    bindings_cmd.bindings_app, name="bindings", help="Grant roles to OIDC users and groups."
+)
 app.command("eval")(eval_cmd.eval_command)
 app.command("evals")(eval_cmd.evals_command)
 app.command("calibrate")(eval_cmd.calibrate_command)
@@ -44,6 +48,7 @@ app.command("worker")(worker_cmd.worker)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(audit_cmd.audit_app, name="audit")
+app.add_typer(retention_app, name="retention")
 
 
 @app.command()

@@ -1,1 +1,1 @@
-"""Governance: the audit chain (PII, injection screening, budgets and retention come later)."""
+"""Governance: the audit chain, budgets, rate limits, retention, PII and injection screening."""

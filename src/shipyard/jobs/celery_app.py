@@ -30,6 +30,7 @@ from shipyard.storage.knowledge_repositories import pending_documents
 log = logging.getLogger("shipyard.jobs")
 
 TASK_NAME = "shipyard.ingest_document"
+RETENTION_TASK = "shipyard.retention.purge"
 QUEUE = "shipyard"
 # Publishing happens inside an API request: give up quickly (the rows are committed and the
 # next worker start re-publishes them) rather than hold the request while the broker is down.
@@ -85,6 +86,16 @@ def make_celery(settings: Settings) -> Celery:
         broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
         broker_connection_retry_on_startup=True,
     )
+    if settings.retention_interval_seconds > 0:
+        # Sent by `celery -A shipyard.jobs.celery_beat beat`, run by any `shipyard worker`.
+        interval = settings.retention_interval_seconds
+        app.conf.beat_schedule = {
+            "shipyard-retention": {
+                "task": RETENTION_TASK,
+                "schedule": float(interval),
+                "options": {"queue": QUEUE, "expires": float(interval)},
+            }
+        }
     holder = _WorkerContainer(settings)
 
     def ingest_document(tenant_id: str, document_id: str) -> str:
@@ -100,6 +111,18 @@ def make_celery(settings: Settings) -> Celery:
         retry_jitter=True,
         max_retries=5,
     )(ingest_document)
+
+    def purge_retention() -> dict[str, int]:
+        # Idempotent and safe beside another purge: rows are purged by conditional updates.
+        report = holder.get().retention.purge()
+        return {"runs": report.total("runs"), "documents": report.total("documents")}
+
+    # A backlog is worked off in batches that each commit: a purge cut short by the time
+    # limit keeps what it did, and the next scheduled one continues.
+    # shared=False: another app built in the same process must not get this app's container.
+    app.task(name=RETENTION_TASK, shared=False, soft_time_limit=1800, time_limit=1900)(
+        purge_retention
+    )
 
     def requeue_pending(sender: Any = None, **_: Any) -> None:
         if getattr(sender, "app", None) is not app:

@@ -4,7 +4,7 @@ Offline the answer is extractive: the best-supported sentences of the retrieved 
 quoted verbatim, each with a citation to its document, chunk and character offsets. When the
 evidence is too weak the run abstains (``answerable: false``) and goes to review. Retrieved
 text is only ever quoted, never followed; passages that read like instructions to a model
-are flagged on the run.
+are flagged on the run (with the task's ``injection: block``, left out: see grounding.py).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.errors import FieldProblem, InvalidInput
+from shipyard.kinds import grounding
 from shipyard.kinds.base import Example, KindResult, Progress, RunContext, TaskRunner
 from shipyard.knowledge.encoding_cache import CachingEncoder
 from shipyard.knowledge.extractive import (
@@ -68,7 +69,9 @@ class AnswerRunner:
                 "invalid question",
                 [FieldProblem(f"input.{QUESTION_FIELD}", f"1-{MAX_QUESTION_CHARS} characters")],
             )
-        passages = self._retrieve(context, self._knowledge, question)
+        passages, injection = grounding.screen_passages(
+            self._spec, self._retrieve(context, self._knowledge, question)
+        )
         result = answer_question(
             question, [passage.hit for passage in passages], self._encoder, self._options
         )
@@ -91,12 +94,11 @@ class AnswerRunner:
             "citations": citations,
             "confidence": round(result.confidence, 6),
         }
-        flagged = any(passage.flagged for passage in passages)
         return KindResult(
             output={name: value for name, value in output.items() if name in self._outputs},
             confidence=round(result.confidence, 6),
             model_ms=(time.perf_counter() - started) * 1000,
-            flags=("injection",) if flagged else (),
+            flags=injection,
             force_review=not result.answerable,
         )
 

@@ -139,7 +139,7 @@ class GenerateRunner:
     def run(self, inputs: Mapping[str, Any], context: RunContext | None = None) -> KindResult:
         router = self._ready_router()
         started = time.perf_counter()
-        passages = self._passages(inputs, context)
+        passages, injection = grounding.screen_passages(self._spec, self._passages(inputs, context))
         routed = router.complete(
             self._spec.model,
             self._request(inputs, passages),
@@ -152,13 +152,12 @@ class GenerateRunner:
             output = {TEXT_FIELD: routed.result.content}
         if grounding.CITATIONS_FIELD in self._spec.output:
             output[grounding.CITATIONS_FIELD] = grounding.citations(output, passages)
-        flagged = any(passage.flagged for passage in passages)
         usage = routed.usage
         return KindResult(
             output=output,
             confidence=None,
             model_ms=(time.perf_counter() - started) * 1000,
-            flags=(grounding.INJECTION,) if flagged else (),
+            flags=injection,
             usage={
                 "prompt_tokens": usage.prompt_tokens,
                 "completion_tokens": usage.completion_tokens,

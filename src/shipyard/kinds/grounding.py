@@ -15,6 +15,7 @@ from typing import Any
 
 from shipyard.errors import ConfigError
 from shipyard.kinds.base import RunContext
+from shipyard.knowledge.injection import INJECTION, INJECTION_DROPPED, INJECTION_RETRIEVED
 from shipyard.knowledge.types import Passage
 from shipyard.providers.llm import ChatMessage, quote_passages
 from shipyard.providers.llm import Passage as QuotedPassage
@@ -23,7 +24,6 @@ from shipyard.spec import KnowledgeSpec, TaskSpec
 Retrieve = Callable[[RunContext, KnowledgeSpec, str], list[Passage]]
 QUERY_FIELDS = ("question", "brief")
 CITATIONS_FIELD = "citations"
-INJECTION = "injection"
 CITE_INSTRUCTION = (
     "Support your reply with the passages above and cite each passage you use by its number "
     "in square brackets, e.g. [1]. Do not cite anything else."
@@ -80,3 +80,16 @@ def citations(output: Mapping[str, Any], passages: list[Passage]) -> list[dict[s
             }
         )
     return result
+
+
+def screen_passages(
+    spec: TaskSpec, passages: list[Passage]
+) -> tuple[list[Passage], tuple[str, ...]]:
+    """The passages the model may see and the run's injection flags: with ``injection: block``
+    passages that read like an injection are left out (and the run says so)."""
+    if not any(passage.flagged for passage in passages):
+        return passages, ()
+    if spec.injection == "block":
+        kept = [passage for passage in passages if not passage.flagged]
+        return kept, (INJECTION, INJECTION_RETRIEVED, INJECTION_DROPPED)
+    return passages, (INJECTION, INJECTION_RETRIEVED)

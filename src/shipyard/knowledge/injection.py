@@ -27,7 +27,20 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["injection_signals", "looks_like_injection"]
+__all__ = [
+    "INJECTION",
+    "INJECTION_DROPPED",
+    "INJECTION_INPUT",
+    "INJECTION_RETRIEVED",
+    "injection_signals",
+    "looks_like_injection",
+]
+
+# Run flags (docs/pii.md): any injection; where it was found; retrieved passages left out.
+INJECTION = "injection"
+INJECTION_INPUT = "injection:input"
+INJECTION_RETRIEVED = "injection:retrieved"
+INJECTION_DROPPED = "injection:dropped"
 
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
 # Words that may sit between a verb and its target: "ignore all of the above instructions".

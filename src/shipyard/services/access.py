@@ -12,9 +12,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shipyard.access.keys import parse_token, token_matches
+from shipyard.access.oidc import OidcVerifier
 from shipyard.access.principal import Principal
 from shipyard.access.roles import Role
 from shipyard.errors import Conflict, FieldProblem, InvalidInput, NotFound, Unauthenticated
+from shipyard.services.bindings import BindingService
 from shipyard.services.key_records import (
     audit_change,
     check_name,
@@ -24,7 +26,7 @@ from shipyard.services.key_records import (
 )
 from shipyard.storage.db import SessionFactory
 from shipyard.storage.repositories import KeyRepository, TenantRepository
-from shipyard.storage.tables import ApiKey, Tenant
+from shipyard.storage.tables import ApiKey, RoleBinding, Tenant
 
 _SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 # Writing last_used_at on every request would turn each read into a write.
@@ -34,9 +36,13 @@ _DUMMY_HASH = "0" * 64
 
 
 class AccessService:
-    def __init__(self, sessions: SessionFactory, secret_key: bytes) -> None:
+    def __init__(
+        self, sessions: SessionFactory, secret_key: bytes, oidc: OidcVerifier | None = None
+    ) -> None:
         self._sessions = sessions
         self._secret = secret_key
+        self._oidc = oidc
+        self._bindings = BindingService(sessions)
 
     # -- tenants -------------------------------------------------------------------------
     def ensure_tenant(self, slug: str, *, actor: str = "system") -> Tenant:
@@ -155,9 +161,12 @@ class AccessService:
             return key
 
     def authenticate(self, token: str) -> Principal:
+        """An API key (``sy_...``) or, when OIDC is configured, a JWT (``a.b.c``)."""
         key_id = parse_token(token)
+        if key_id is None and self._oidc is not None and token.count(".") == 2:
+            return self._bindings.principal_for(self._oidc.verify(token))
         with self._sessions() as session:
-            found = KeyRepository(session).with_tenant_slug(key_id) if key_id else None
+            found = KeyRepository(session).with_tenant(key_id) if key_id else None
             key = found[0] if found else None
             valid = token_matches(self._secret, token, key.key_hash if key else _DUMMY_HASH)
             now = datetime.now(UTC)
@@ -167,9 +176,11 @@ class AccessService:
                 raise Unauthenticated("API key revoked")
             if key.expires_at is not None and key.expires_at <= now:
                 raise Unauthenticated("API key expired")
+            if found[1].disabled_at is not None:
+                raise Unauthenticated("API key's tenant is disabled")
             principal = Principal(
                 tenant_id=key.tenant_id,
-                tenant_slug=found[1],
+                tenant_slug=found[1].slug,
                 key_id=key.id,
                 name=key.name,
                 roles=frozenset(Role(role) for role in key.roles),
@@ -179,3 +190,31 @@ class AccessService:
                 key.last_used_at = now
                 session.commit()
         return principal
+
+    # -- role bindings (OIDC users and groups); see services/bindings.py ----------------
+    def create_binding(
+        self,
+        tenant_slug: str,
+        *,
+        subject_type: str,
+        subject: str,
+        roles: frozenset[Role],
+        groups: frozenset[str],
+        actor: str,
+        granter: Principal | None = None,
+    ) -> RoleBinding:
+        return self._bindings.create_binding(
+            tenant_slug,
+            subject_type=subject_type,
+            subject=subject,
+            roles=roles,
+            groups=groups,
+            actor=actor,
+            granter=granter,
+        )
+
+    def bindings(self, tenant_slug: str) -> Sequence[RoleBinding]:
+        return self._bindings.bindings(tenant_slug)
+
+    def delete_binding(self, tenant_slug: str, binding_id: str, *, actor: str) -> RoleBinding:
+        return self._bindings.delete_binding(tenant_slug, binding_id, actor=actor)

@@ -21,7 +21,7 @@ from shipyard.services.key_records import (
 )
 from shipyard.storage.db import SessionFactory
 from shipyard.storage.repositories import AuditRepository, KeyRepository, TenantRepository
-from shipyard.storage.tables import ApiKey, AuditEvent, Tenant
+from shipyard.storage.tables import ApiKey, AuditEvent, RoleBinding, Tenant
 
 MAX_ROTATION_OVERLAP = timedelta(days=30)
 
@@ -211,6 +211,35 @@ class AdminService:
             if KeyRepository(session).in_tenant(key_id, principal.tenant_id) is None:
                 raise NotFound(f"no key {key_id!r}")
         return self._access.revoke_key(key_id, actor=principal.actor)
+
+    # -- role bindings of the caller's tenant (OIDC users and groups) ---------------------
+    def bindings(self, principal: Principal) -> Sequence[RoleBinding]:
+        authorize(principal.roles, Operation.BINDING_MANAGE)
+        return self._access.bindings(principal.tenant_slug)
+
+    def create_binding(
+        self,
+        principal: Principal,
+        *,
+        subject_type: str,
+        subject: str,
+        roles: frozenset[Role],
+        groups: frozenset[str],
+    ) -> RoleBinding:
+        # The binding service authorizes the granter and refuses escalation.
+        return self._access.create_binding(
+            principal.tenant_slug,
+            subject_type=subject_type,
+            subject=subject,
+            roles=roles,
+            groups=groups,
+            actor=principal.actor,
+            granter=principal,
+        )
+
+    def delete_binding(self, principal: Principal, binding_id: str) -> RoleBinding:
+        authorize(principal.roles, Operation.BINDING_MANAGE)
+        return self._access.delete_binding(principal.tenant_slug, binding_id, actor=principal.actor)
 
     # -- audit ---------------------------------------------------------------------------
     def audit_events(

@@ -245,7 +245,10 @@ class IngestionService:
         groups = normalise_groups(upload.groups)
         digest = sha256_hex(upload.content)
         existing = documents.by_source(collection_id, source)
-        retry = existing is not None and existing.reason_code in TRANSIENT_REJECTIONS
+        # A transient rejection is retried; a retention tombstone is ingested afresh.
+        retry = existing is not None and (
+            existing.reason_code in TRANSIENT_REJECTIONS or existing.status == "purged"
+        )
         if existing is not None and existing.content_sha256 == digest and not retry:
             same_groups = sorted(existing.groups) == sorted(groups)
             if existing.status == "pending" and same_groups:

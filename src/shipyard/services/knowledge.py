@@ -25,6 +25,7 @@ from shipyard.knowledge.types import DocumentRef, Passage, Scope
 from shipyard.observability.metrics import Metrics
 from shipyard.services.ids import is_uuid
 from shipyard.services.ingestion import Encoder
+from shipyard.services.retention import check_retention_days
 from shipyard.storage.db import SessionFactory
 from shipyard.storage.knowledge_repositories import (
     COLLECTION_NAME,
@@ -71,7 +72,11 @@ class KnowledgeService:
 
     # -- collections ---------------------------------------------------------------------
     def create_collection(
-        self, principal: Principal, name: str, description: str = ""
+        self,
+        principal: Principal,
+        name: str,
+        description: str = "",
+        retention_days: int | None = None,
     ) -> Collection:
         authorize(principal.roles, Operation.KNOWLEDGE_WRITE)
         if not COLLECTION_NAME.match(name):
@@ -85,6 +90,7 @@ class KnowledgeService:
             name=name,
             description=description[:2000],
             created_at=datetime.now(UTC),
+            retention_days=check_retention_days(retention_days),
         )
         try:
             with self._sessions.begin() as session:
@@ -99,11 +105,32 @@ class KnowledgeService:
                     subject_type="collection",
                     subject_id=collection.id,
                     tenant_id=principal.tenant_id,
-                    data={"name": name},
+                    data={"name": name, "retention_days": collection.retention_days},
                 )
         except IntegrityError:
             raise Conflict(f"collection {name!r} already exists") from None
         return collection
+
+    def set_retention(
+        self, principal: Principal, name: str, retention_days: int | None
+    ) -> CollectionView:
+        """Set (or with None, clear) how many days the collection's documents are kept."""
+        authorize(principal.roles, Operation.KNOWLEDGE_WRITE)
+        days = check_retention_days(retention_days)
+        with self._sessions.begin() as session:
+            found = CollectionRepository(session, principal.tenant_id).named(name)
+            before, found.retention_days = found.retention_days, days
+            audit.append(
+                session,
+                actor=principal.actor,
+                action="collection.retention_changed",
+                subject_type="collection",
+                subject_id=found.id,
+                tenant_id=principal.tenant_id,
+                data={"name": name, "before": before, "after": days},
+            )
+            counts = DocumentRepository(session, principal.tenant_id).count_by_status(found.id)
+        return CollectionView(found, counts)
 
     def collections(self, principal: Principal) -> list[CollectionView]:
         authorize(principal.roles, Operation.KNOWLEDGE_READ)
@@ -322,7 +349,7 @@ class KnowledgeService:
         passages = []
         for hit in hits:
             document = documents.get(hit.document_id)
-            if document is None:  # deleted between the two reads
+            if document is None or document.status == "purged":  # deleted or purged meanwhile
                 continue
             if not groups.intersection(document.groups):
                 # The index filtered by groups already; this second check costs nothing

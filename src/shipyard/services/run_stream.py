@@ -21,10 +21,12 @@ from typing import TYPE_CHECKING, Any
 from shipyard.access.principal import Principal
 from shipyard.access.roles import Operation, authorize
 from shipyard.errors import Forbidden, InvalidInput, InvalidModelOutput, ShipyardError
+from shipyard.governance.screening import merge_flags, review_for_injection, screen_input
 from shipyard.kinds.base import KindResult
 from shipyard.kinds.generate import GenerateRunner
 from shipyard.observability.tracing import current_trace_id
 from shipyard.providers.llm import ProviderError, TextDelta
+from shipyard.services.run_pii import seal
 from shipyard.services.usage_booking import book_worst_case
 from shipyard.storage.tables import Run
 
@@ -63,6 +65,8 @@ def open_stream(
     if not any(role.value in spec.policy.roles for role in principal.roles):
         raise Forbidden(f"task {task} may be run by roles {', '.join(spec.policy.roles)} only")
     data = service._check_input(spec, inputs)
+    screened = screen_input(service._pii, spec, data)  # as in create: before anything else
+    data = screened.data
     runner = service._runtime.runner(task)
     if not isinstance(runner, GenerateRunner) or not runner.streams_text:
         raise InvalidInput(
@@ -80,10 +84,13 @@ def open_stream(
         artifact=None,
         trace_id=current_trace_id(),
         request_id=request_id,
-        flags=["streamed"],
+        flags=merge_flags(["streamed"], screened.flags),
         access_groups=None,
         created_at=datetime.now(UTC),
     )
+    seal(service._pii, run, screened)
+    # The status a completed stream gets: ok, unless the injection policy asks for review.
+    run.status = "needs_review" if review_for_injection(spec, run.flags) else "ok"
     return _events(service, principal, runner, run, data)
 
 
@@ -128,9 +135,8 @@ def _events(
         yield StreamFailed(RunFailed(f"the model failed; run {run.id} is stored as failed"), run)
         return
     assert result is not None  # runner.stream always ends with its result
-    run.status = "ok"
     run.output, run.confidence = result.output, result.confidence
-    run.flags = [*run.flags, *result.flags]
+    run.flags = merge_flags(run.flags, result.flags)
     service._record_usage(run, result)
     run.model_latency_ms = round(result.model_ms, 3)
     run.latency_ms = round((time.perf_counter() - started) * 1000, 3)

@@ -29,12 +29,15 @@ from shipyard.errors import (
 )
 from shipyard.governance import audit
 from shipyard.governance.budgets import BudgetGuard, Metered
+from shipyard.governance.pii import PiiScreen
+from shipyard.governance.screening import merge_flags, review_for_injection, screen_input
 from shipyard.kinds.base import KindResult, RunContext, TaskRunner
 from shipyard.knowledge.groups import caller_groups
 from shipyard.observability.metrics import Metrics
 from shipyard.observability.tracing import current_trace_id
 from shipyard.providers.llm import ProviderError, ProviderRejected
 from shipyard.services.ids import is_uuid
+from shipyard.services.run_pii import reveal, seal
 from shipyard.services.run_stream import StreamItem, open_stream
 from shipyard.services.runtime import TaskRuntime
 from shipyard.services.usage_booking import book_worst_case
@@ -135,7 +138,9 @@ class RunService:
         metrics: Metrics,
         tracer: Tracer,
         budgets: BudgetGuard | None = None,
+        pii: PiiScreen | None = None,
     ) -> None:
+        self._pii = pii
         self._sessions = sessions
         self._project = project
         self._runtime = runtime
@@ -236,6 +241,10 @@ class RunService:
         if not any(role.value in spec.policy.roles for role in principal.roles):
             raise Forbidden(f"task {task} may be run by roles {', '.join(spec.policy.roles)} only")
         data = self._check_input(spec, inputs)
+        # Injection and PII policies, before the kind (or a provider) sees the input and
+        # before anything is stored or logged: from here on ``data`` is the screened input.
+        screened = screen_input(self._pii, spec, data)
+        data = screened.data
         runner = self._runtime.runner(task)
         self._check_budget(principal, task, runner, data)
         started = time.perf_counter()
@@ -258,12 +267,13 @@ class RunService:
                 artifact=runner.artifact,
                 trace_id=current_trace_id(),
                 request_id=request_id,
-                flags=[],
+                flags=list(screened.flags),
                 access_groups=(
                     sorted(caller_groups(principal.groups)) if spec.knowledge is not None else None
                 ),
                 created_at=datetime.now(UTC),
             )
+            seal(self._pii, run, screened)
             try:
                 with self._tracer.start_as_current_span(
                     "shipyard.model",
@@ -300,9 +310,10 @@ class RunService:
                 or result.force_review
                 or result.output.get("label") in spec.policy.review_labels
             )
+            run.flags = merge_flags(run.flags, result.flags)
+            needs_review = needs_review or review_for_injection(spec, run.flags)
             run.status = "needs_review" if needs_review else "ok"
             run.output, run.confidence = result.output, result.confidence
-            run.flags = list(result.flags)
             self._record_usage(run, result)
             run.model_latency_ms = round(result.model_ms, 3)
             run.latency_ms = round((time.perf_counter() - started) * 1000, 3)
@@ -370,7 +381,8 @@ class RunService:
         authorize(principal.roles, Operation.RUN_READ_OWN)
         return principal.key_id
 
-    def get(self, principal: Principal, run_id: str) -> Run:
+    def get(self, principal: Principal, run_id: str, *, reveal_pii: bool = False) -> Run:
+        """One run; ``reveal_pii``: with redacted personal data restored (see run_pii)."""
         only_key = self._visible_to(principal)
         if not is_uuid(run_id):  # never a run id; answer like any unknown id
             raise NotFound(f"no run {run_id!r}")
@@ -378,7 +390,10 @@ class RunService:
             run = RunRepository(session, principal.tenant_id).get(run_id)
         if run is None or (only_key is not None and run.key_id != only_key):
             raise NotFound(f"no run {run_id!r}")
-        return _visible_output(principal, run)
+        run = _visible_output(principal, run)
+        if reveal_pii:
+            return reveal(self._sessions, self._project, self._pii, principal, run)
+        return run
 
     def list(
         self, principal: Principal, where: RunFilter, *, limit: int = 50, cursor: str | None = None

@@ -33,6 +33,7 @@ from shipyard.spec.constraints import (
 )
 from shipyard.spec.decide_output import decide_output
 from shipyard.spec.llm_routes import generate_output, route_problems
+from shipyard.spec.pii import InjectionPolicy, PiiSpec
 from shipyard.spec.thresholds import Threshold, parse_threshold
 
 DEFAULT_KINDS: Final[frozenset[str]] = frozenset(
@@ -456,6 +457,14 @@ class TaskSpec(SpecModel):
     )
     hypothesis: HypothesisSpec | None = Field(
         default=None, description="Business outcome and the KPIs that track it."
+    )
+    pii: PiiSpec = Field(default=PiiSpec(), description="Personal data in inputs (docs/pii.md).")
+    injection: InjectionPolicy = Field(default="flag", description="Injection screening.")
+    retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Days a run's input and output are kept, then purged (the run row and its "
+        "audit event stay). Omit to keep forever.",
     )
 
     @field_validator("kind")

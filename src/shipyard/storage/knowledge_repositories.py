@@ -108,6 +108,7 @@ class DocumentRepository:
                 Document.tenant_id == self._tenant_id,
                 Document.collection_id == collection_id,
                 Document.content_sha256 == sha256,
+                Document.status != "purged",  # a retention tombstone holds no content
             )
             .limit(1)
         ).scalar_one_or_none()
@@ -240,7 +241,9 @@ def drop_unreferenced_blobs(
         still = set(
             session.execute(
                 select(Document.content_sha256).where(
-                    Document.tenant_id == tenant_id, Document.content_sha256.in_(digests)
+                    Document.tenant_id == tenant_id,
+                    Document.content_sha256.in_(digests),
+                    Document.status != "purged",  # retention tombstones keep only the hash
                 )
             ).scalars()
         )

@@ -52,6 +52,15 @@ class KeyRepository:
         ).first()
         return (row[0], row[1]) if row else None
 
+    def with_tenant(self, key_id: str) -> tuple[ApiKey, Tenant] | None:
+        """The key and its tenant in one query (authentication runs per request)."""
+        row = self._session.execute(
+            select(ApiKey, Tenant)
+            .join(Tenant, Tenant.id == ApiKey.tenant_id)
+            .where(ApiKey.id == key_id)
+        ).first()
+        return (row[0], row[1]) if row else None
+
     def add(self, key: ApiKey) -> None:
         self._session.add(key)
 

@@ -133,6 +133,10 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     # Set when retention removed the input and output (the audit event keeps their hash).
     purged_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # PII policy redact: findings per entity type (no values) and, when the task names
+    # reveal_roles, the placeholder -> original map sealed by governance/pii.py.
+    pii_entities: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
+    pii_vault: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class ModelArtifact(Base):
@@ -235,7 +239,9 @@ class Document(Base):
     """One source document of a collection. ``source`` identifies it across re-ingestion
     (a file name or the caller's key); a new content hash under the same source replaces it.
 
-    Status: ``pending`` (accepted, durable, waiting for a worker), ``indexed`` or ``rejected``.
+    Status: ``pending`` (accepted, durable, waiting for a worker), ``indexed`` or ``rejected``;
+    ``purged`` is a retention tombstone (no chunks, upload, title or metadata; see
+    ``services.retention``).
     """
 
     __tablename__ = "documents"

@@ -7,7 +7,7 @@ requests and responses. A key's token appears once, in the response that creates
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shipyard.access.roles import Role
 from shipyard.api.deps import ContainerDep, PrincipalDep
 from shipyard.api.routers.tasks import PROBLEM_RESPONSES
-from shipyard.storage.tables import ApiKey, AuditEvent, Tenant
+from shipyard.storage.tables import ApiKey, AuditEvent, RoleBinding, Tenant
 
 router = APIRouter(tags=["admin"])
 
@@ -115,6 +115,29 @@ class TenantList(BaseModel):
     items: list[TenantOut]
 
 
+class BindingCreate(_Body):
+    subject_type: Literal["user", "group"] = Field(
+        description="user: the token's `sub`; group: a value of its groups claim"
+    )
+    subject: str = Field(min_length=1, max_length=200)
+    roles: list[Role] = Field(default=[], max_length=len(Role))
+    groups: list[Annotated[str, Field(pattern=_GROUP)]] = Field(default=[], max_length=100)
+
+
+class BindingOut(BaseModel):
+    id: str
+    subject_type: str
+    subject: str
+    roles: list[str]
+    groups: list[str]
+    created_by: str
+    created_at: datetime
+
+
+class BindingList(BaseModel):
+    items: list[BindingOut]
+
+
 class AuditEventOut(BaseModel):
     seq: int
     id: str
@@ -157,6 +180,10 @@ def _key_out(key: ApiKey) -> dict[str, Any]:
         "last_used_at": key.last_used_at,
         "rotated_from": key.rotated_from,
     }
+
+
+def _binding_out(binding: RoleBinding) -> dict[str, Any]:
+    return BindingOut.model_validate(binding, from_attributes=True).model_dump()
 
 
 def _created(found: tuple[ApiKey, str]) -> dict[str, Any]:
@@ -289,6 +316,49 @@ def rotate_key(
 )
 def revoke_key(key_id: str, principal: PrincipalDep, container: ContainerDep) -> dict[str, Any]:
     return _key_out(container.admin.revoke_key(principal, key_id))
+
+
+# -- role bindings -----------------------------------------------------------------------
+@router.get(
+    "/v1/bindings",
+    response_model=BindingList,
+    summary="Roles and groups granted to OIDC users and groups of your tenant",
+    responses=_ADMIN_RESPONSES,
+)
+def list_bindings(principal: PrincipalDep, container: ContainerDep) -> dict[str, Any]:
+    return {"items": [_binding_out(b) for b in container.admin.bindings(principal)]}
+
+
+@router.post(
+    "/v1/bindings",
+    status_code=201,
+    response_model=BindingOut,
+    summary="Grant roles and access groups you hold to an OIDC user or group",
+    responses={**_ADMIN_RESPONSES, **_CONFLICT},
+)
+def create_binding(
+    body: BindingCreate, principal: PrincipalDep, container: ContainerDep
+) -> dict[str, Any]:
+    binding = container.admin.create_binding(
+        principal,
+        subject_type=body.subject_type,
+        subject=body.subject,
+        roles=frozenset(body.roles),
+        groups=frozenset(body.groups),
+    )
+    return _binding_out(binding)
+
+
+@router.delete(
+    "/v1/bindings/{binding_id}",
+    response_model=BindingOut,
+    summary="Remove a binding: its users lose what it granted from their next request",
+    responses=_ADMIN_RESPONSES,
+)
+def delete_binding(
+    binding_id: str, principal: PrincipalDep, container: ContainerDep
+) -> dict[str, Any]:
+    return _binding_out(container.admin.delete_binding(principal, binding_id))
 
 
 # -- audit -------------------------------------------------------------------------------

@@ -20,7 +20,17 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: database reachable, schema current, models loaded")
+@router.get(
+    "/readyz",
+    summary="Readiness: database reachable, schema current, models loaded",
+    responses={
+        200: {"description": "Ready: every check passed"},
+        503: {
+            "description": "Not ready: the same body, naming the failed checks",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+    },
+)
 def readyz(container: ContainerDep) -> JSONResponse:
     checks: dict[str, Any] = {}
     try:
@@ -40,6 +50,11 @@ def readyz(container: ContainerDep) -> JSONResponse:
     )
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 def metrics(container: ContainerDep) -> Response:
     return Response(generate_latest(container.metrics.registry), media_type=CONTENT_TYPE_LATEST)

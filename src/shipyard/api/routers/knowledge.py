@@ -28,11 +28,20 @@ MAX_TEXT_CHARS = 5_000_000
 MAX_METADATA_CHARS = 16_384  # serialized JSON per document
 
 
+RETENTION = "Days documents are kept before retention purges them; null keeps them forever"
+
+
 # -- bodies --------------------------------------------------------------------------------
 class CollectionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=NAME, description="Lowercase letters, digits and '-'")
     description: str = Field(default="", max_length=2000)
+    retention_days: int | None = Field(default=None, ge=1, le=36_500, description=RETENTION)
+
+
+class CollectionPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    retention_days: int | None = Field(ge=1, le=36_500, description=RETENTION)
 
 
 class CollectionOut(BaseModel):
@@ -41,6 +50,7 @@ class CollectionOut(BaseModel):
     description: str
     documents: dict[str, int] = Field(description="Documents by status")
     created_at: datetime
+    retention_days: int | None = Field(default=None, description=RETENTION)
 
 
 class TextDocumentIn(BaseModel):
@@ -63,7 +73,7 @@ class DocumentOut(BaseModel):
     source: str
     title: str
     media_type: str | None
-    status: str = Field(description="pending | indexed | rejected")
+    status: str = Field(description="pending | indexed | rejected | purged (by retention)")
     reason_code: str | None
     reason: str | None
     groups: list[str]
@@ -164,6 +174,7 @@ def _collection_out(view: CollectionView) -> dict[str, Any]:
         description=view.collection.description,
         documents=view.counts,
         created_at=view.collection.created_at,
+        retention_days=view.collection.retention_days,
     ).model_dump(mode="json")
 
 
@@ -203,7 +214,9 @@ def _accepted_out(result: Accepted) -> dict[str, Any]:
 def create_collection(
     body: CollectionIn, principal: PrincipalDep, container: ContainerDep
 ) -> dict[str, Any]:
-    found = container.knowledge.create_collection(principal, body.name, body.description)
+    found = container.knowledge.create_collection(
+        principal, body.name, body.description, body.retention_days
+    )
     return _collection_out(CollectionView(found, {}))
 
 
@@ -222,6 +235,20 @@ def get_collection(
     collection: str, principal: PrincipalDep, container: ContainerDep
 ) -> dict[str, Any]:
     return _collection_out(container.knowledge.collection(principal, collection))
+
+
+@router.patch(
+    "/v1/collections/{collection}",
+    response_model=CollectionOut,
+    summary="Change a collection's retention period",
+    responses={404: PROBLEM_RESPONSES[404]},
+)
+def patch_collection(
+    collection: str, body: CollectionPatch, principal: PrincipalDep, container: ContainerDep
+) -> dict[str, Any]:
+    return _collection_out(
+        container.knowledge.set_retention(principal, collection, body.retention_days)
+    )
 
 
 @router.delete(
@@ -250,6 +277,7 @@ _UPLOAD_BODY = {
                     "properties": {
                         "files": {
                             "type": "array",
+                            "minItems": 1,
                             "items": {"type": "string", "format": "binary"},
                             "description": "PDF, DOCX, HTML, Markdown, TXT or EML files",
                         },

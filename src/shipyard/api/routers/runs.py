@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from shipyard.api.deps import ContainerDep, PrincipalDep
 from shipyard.api.routers.tasks import PROBLEM_RESPONSES
-from shipyard.api.schemas import RunList, RunOut, run_out
+from shipyard.api.schemas import IsoDatetime, RunList, RunOut, run_out
 from shipyard.storage.repositories import RunFilter
 
 router = APIRouter(tags=["runs"])
@@ -20,10 +19,31 @@ router = APIRouter(tags=["runs"])
     name="get_run",
     response_model=RunOut,
     summary="One run",
-    responses={404: PROBLEM_RESPONSES[404]},
+    responses={
+        403: {
+            "description": "reveal_pii: the caller may not see this task's personal data",
+            "content": {"application/problem+json": {}},
+        },
+        404: PROBLEM_RESPONSES[404],
+        409: {
+            "description": "reveal_pii: the run was redacted irreversibly or purged",
+            "content": {"application/problem+json": {}},
+        },
+    },
 )
-def get_run(run_id: str, principal: PrincipalDep, container: ContainerDep) -> dict[str, Any]:
-    return run_out(container.runs.get(principal, run_id))
+def get_run(
+    run_id: str,
+    principal: PrincipalDep,
+    container: ContainerDep,
+    reveal_pii: Annotated[
+        bool,
+        Query(
+            description="Restore redacted personal data (pii:reveal or the task's "
+            "pii.reveal_roles; audited)"
+        ),
+    ] = False,
+) -> dict[str, Any]:
+    return run_out(container.runs.get(principal, run_id, reveal_pii=reveal_pii))
 
 
 @router.get("/v1/runs", response_model=RunList, summary="Runs, newest first")
@@ -32,12 +52,8 @@ def list_runs(
     container: ContainerDep,
     task: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9-]{1,62}$")] = None,
     status: Literal["ok", "needs_review", "failed"] | None = None,
-    created_after: Annotated[
-        AwareDatetime | None, Query(description="ISO 8601 with offset")
-    ] = None,
-    created_before: Annotated[
-        AwareDatetime | None, Query(description="ISO 8601 with offset")
-    ] = None,
+    created_after: Annotated[IsoDatetime | None, Query(description="ISO 8601 with offset")] = None,
+    created_before: Annotated[IsoDatetime | None, Query(description="ISO 8601 with offset")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:

@@ -1,0 +1,13 @@
+"""The Celery app for ``celery -A shipyard.jobs.celery_beat beat``: it sends the scheduled
+retention purge (``shipyard.retention.purge``, every SHIPYARD_RETENTION_INTERVAL_SECONDS) to the
+queue that ``shipyard worker`` processes consume. Settings come from the environment
+(SHIPYARD_PROJECT_DIR, SHIPYARD_BROKER_URL, ...), as for the API. Run one beat per deployment;
+a second one only causes duplicate purges, which find nothing left to do.
+"""
+
+from __future__ import annotations
+
+from shipyard.jobs.celery_app import make_celery
+from shipyard.settings import Settings
+
+app = make_celery(Settings().model_copy(update={"jobs": "celery"}))
