@@ -34,6 +34,7 @@ from shipyard.providers.local import ArtifactStore, MiniLMEmbedder
 from shipyard.services.access import AccessService
 from shipyard.services.admin import AdminService
 from shipyard.services.audit import AuditService
+from shipyard.services.bindings import BindingService
 from shipyard.services.calibration import CalibrationService
 from shipyard.services.evaluations import EvaluationService
 from shipyard.services.ingestion import IngestionService
@@ -187,7 +188,14 @@ class Container:
 
     @cached_property
     def access(self) -> AccessService:
-        return AccessService(self.sessions, _secret_key(self.settings), oidc=self.oidc)
+        return AccessService(
+            self.sessions, _secret_key(self.settings), oidc=self.oidc, bindings=self.bindings
+        )
+
+    @cached_property
+    def bindings(self) -> BindingService:
+        """Roles and groups granted to OIDC users and groups."""
+        return BindingService(self.sessions)
 
     @cached_property
     def oidc(self) -> OidcVerifier | None:
@@ -197,7 +205,7 @@ class Container:
 
     @cached_property
     def admin(self) -> AdminService:
-        return AdminService(self.sessions, self.access, _secret_key(self.settings))
+        return AdminService(self.sessions, self.access, self.bindings, _secret_key(self.settings))
 
     @cached_property
     def audit(self) -> AuditService:

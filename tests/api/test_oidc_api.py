@@ -87,7 +87,7 @@ def bind(
     subject_type: str = "user",
     groups: frozenset[str] = frozenset(),
 ) -> str:
-    binding = container.access.create_binding(
+    binding = container.bindings.create_binding(
         tenant,
         subject_type=subject_type,
         subject=subject,
@@ -316,8 +316,8 @@ def test_key_rotation_at_the_idp_and_the_refetch_limit(
 def test_binding_create_list_delete_is_audited_with_before_and_after(
     oidc_container: Container, org: TenantKeys
 ) -> None:
-    access = oidc_container.access
-    binding = access.create_binding(
+    bindings = oidc_container.bindings
+    binding = bindings.create_binding(
         org.slug,
         subject_type="group",
         subject="/ops",
@@ -325,11 +325,11 @@ def test_binding_create_list_delete_is_audited_with_before_and_after(
         groups=frozenset({"ops"}),
         actor="cli",
     )
-    assert [b.id for b in access.bindings(org.slug)] == [binding.id]
+    assert [b.id for b in bindings.bindings(org.slug)] == [binding.id]
     with pytest.raises(Conflict):
         bind(oidc_container, org.slug, "/ops", Role.CALLER, subject_type="group")
-    access.delete_binding(org.slug, binding.id, actor="cli")
-    assert access.bindings(org.slug) == []
+    bindings.delete_binding(org.slug, binding.id, actor="cli")
+    assert bindings.bindings(org.slug) == []
     created, deleted = audit_events(oidc_container, binding.id)
     snapshot: dict[str, Any] = {
         "id": binding.id,
@@ -357,10 +357,10 @@ def test_another_tenants_binding_is_not_found(
     theirs = bind(oidc_container, other_tenant.slug, "kim", Role.CALLER)
     for binding_id in (theirs, str(uuid.uuid4()), "not-a-uuid"):
         with pytest.raises(NotFound):
-            oidc_container.access.delete_binding(org.slug, binding_id, actor="cli")
+            oidc_container.bindings.delete_binding(org.slug, binding_id, actor="cli")
     with pytest.raises(NotFound):
-        oidc_container.access.bindings("no-such-tenant")
-    assert len(oidc_container.access.bindings(other_tenant.slug)) == 1
+        oidc_container.bindings.bindings("no-such-tenant")
+    assert len(oidc_container.bindings.bindings(other_tenant.slug)) == 1
 
 
 @pytest.mark.parametrize(
@@ -387,7 +387,7 @@ def test_invalid_bindings_name_the_field(
         **change,
     }
     with pytest.raises(InvalidInput) as caught:
-        oidc_container.access.create_binding(org.slug, **values)
+        oidc_container.bindings.create_binding(org.slug, **values)
     assert [problem.field for problem in caught.value.problems] == [field]
 
 
@@ -398,7 +398,7 @@ def test_a_granter_cannot_escalate(
     admin = oidc_container.access.authenticate(idp_server.idp.token("lee", tenant=org.slug))
 
     def grant(granter: Principal, roles: set[Role], groups: set[str], tenant: str = "") -> str:
-        return oidc_container.access.create_binding(
+        return oidc_container.bindings.create_binding(
             tenant or org.slug,
             subject_type="user",
             subject=f"u-{uuid.uuid4().hex[:8]}",

@@ -55,7 +55,7 @@ class World:
         return document_id
 
     def fresh_binding(self) -> str:
-        binding = self.container.access.create_binding(
+        binding = self.container.bindings.create_binding(
             self.tenant.slug,
             subject_type="user",
             subject=uuid.uuid4().hex,

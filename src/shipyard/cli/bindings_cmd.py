@@ -43,7 +43,7 @@ def create(
     access_groups = frozenset(g.strip() for g in groups.split(",") if g.strip())
     container = open_container(project)
     with user_errors():
-        binding = container.access.create_binding(
+        binding = container.bindings.create_binding(
             tenant or container.project.config.default_tenant,
             subject_type="user" if user is not None else "group",
             subject=user if user is not None else str(group),
@@ -65,7 +65,7 @@ def list_bindings(tenant: TenantOption = None, project: ProjectOption = Path("."
     """List a tenant's role bindings."""
     container = open_container(project)
     with user_errors():
-        found = container.access.bindings(tenant or container.project.config.default_tenant)
+        found = container.bindings.bindings(tenant or container.project.config.default_tenant)
     table = Table(
         Column("id", no_wrap=True),
         "type",
@@ -92,7 +92,7 @@ def delete(
     """Delete a role binding; the user's next request no longer holds its rights."""
     container = open_container(project)
     with user_errors():
-        binding = container.access.delete_binding(
+        binding = container.bindings.delete_binding(
             tenant or container.project.config.default_tenant, binding_id, actor="cli"
         )
     console.print(f"binding {binding.id} deleted")

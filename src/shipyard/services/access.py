@@ -26,7 +26,7 @@ from shipyard.services.key_records import (
 )
 from shipyard.storage.db import SessionFactory
 from shipyard.storage.repositories import KeyRepository, TenantRepository
-from shipyard.storage.tables import ApiKey, RoleBinding, Tenant
+from shipyard.storage.tables import ApiKey, Tenant
 
 _SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 # Writing last_used_at on every request would turn each read into a write.
@@ -37,12 +37,17 @@ _DUMMY_HASH = "0" * 64
 
 class AccessService:
     def __init__(
-        self, sessions: SessionFactory, secret_key: bytes, oidc: OidcVerifier | None = None
+        self,
+        sessions: SessionFactory,
+        secret_key: bytes,
+        oidc: OidcVerifier | None = None,
+        bindings: BindingService | None = None,
     ) -> None:
         self._sessions = sessions
         self._secret = secret_key
         self._oidc = oidc
-        self._bindings = BindingService(sessions)
+        # OIDC principals get their roles from role bindings.
+        self._bindings = bindings or BindingService(sessions)
 
     # -- tenants -------------------------------------------------------------------------
     def ensure_tenant(self, slug: str, *, actor: str = "system") -> Tenant:
@@ -190,31 +195,3 @@ class AccessService:
                 key.last_used_at = now
                 session.commit()
         return principal
-
-    # -- role bindings (OIDC users and groups); see services/bindings.py ----------------
-    def create_binding(
-        self,
-        tenant_slug: str,
-        *,
-        subject_type: str,
-        subject: str,
-        roles: frozenset[Role],
-        groups: frozenset[str],
-        actor: str,
-        granter: Principal | None = None,
-    ) -> RoleBinding:
-        return self._bindings.create_binding(
-            tenant_slug,
-            subject_type=subject_type,
-            subject=subject,
-            roles=roles,
-            groups=groups,
-            actor=actor,
-            granter=granter,
-        )
-
-    def bindings(self, tenant_slug: str) -> Sequence[RoleBinding]:
-        return self._bindings.bindings(tenant_slug)
-
-    def delete_binding(self, tenant_slug: str, binding_id: str, *, actor: str) -> RoleBinding:
-        return self._bindings.delete_binding(tenant_slug, binding_id, actor=actor)

@@ -12,6 +12,7 @@ from shipyard.access.principal import Principal
 from shipyard.access.roles import Operation, Role, authorize
 from shipyard.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from shipyard.services.access import AccessService
+from shipyard.services.bindings import BindingService
 from shipyard.services.key_records import (
     audit_change,
     check_name,
@@ -27,9 +28,16 @@ MAX_ROTATION_OVERLAP = timedelta(days=30)
 
 
 class AdminService:
-    def __init__(self, sessions: SessionFactory, access: AccessService, secret: bytes) -> None:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        access: AccessService,
+        bindings: BindingService,
+        secret: bytes,
+    ) -> None:
         self._sessions = sessions
         self._access = access
+        self._bindings = bindings
         self._secret = secret
 
     # -- tenants (platform-wide) -----------------------------------------------------------
@@ -215,7 +223,7 @@ class AdminService:
     # -- role bindings of the caller's tenant (OIDC users and groups) ---------------------
     def bindings(self, principal: Principal) -> Sequence[RoleBinding]:
         authorize(principal.roles, Operation.BINDING_MANAGE)
-        return self._access.bindings(principal.tenant_slug)
+        return self._bindings.bindings(principal.tenant_slug)
 
     def create_binding(
         self,
@@ -227,7 +235,7 @@ class AdminService:
         groups: frozenset[str],
     ) -> RoleBinding:
         # The binding service authorizes the granter and refuses escalation.
-        return self._access.create_binding(
+        return self._bindings.create_binding(
             principal.tenant_slug,
             subject_type=subject_type,
             subject=subject,
@@ -239,7 +247,9 @@ class AdminService:
 
     def delete_binding(self, principal: Principal, binding_id: str) -> RoleBinding:
         authorize(principal.roles, Operation.BINDING_MANAGE)
-        return self._access.delete_binding(principal.tenant_slug, binding_id, actor=principal.actor)
+        return self._bindings.delete_binding(
+            principal.tenant_slug, binding_id, actor=principal.actor
+        )
 
     # -- audit ---------------------------------------------------------------------------
     def audit_events(
