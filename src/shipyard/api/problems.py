@@ -31,7 +31,7 @@ _HTTP_SLUGS = {
     415: ("unsupported-media-type", "Unsupported media type"),
 }
 
-# The one shape of every error body (problem_response above, and the middleware's 400/413/500),
+# The one shape of every error body (problem_response below, and the middleware's 400/413/500),
 # documented once in the OpenAPI document and referenced by every error response.
 PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",

@@ -373,7 +373,8 @@ def list_audit(
     container: ContainerDep,
     response: Response,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    before_seq: Annotated[int | None, Query(ge=1)] = None,
+    # audit_events.seq is a 32-bit INTEGER: a larger value is a 422, not a database error.
+    before_seq: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     action: Annotated[str | None, Query(pattern=r"^[a-z_]+(\.[a-z_]+)*$", max_length=64)] = None,
 ) -> dict[str, Any]:
     events: list[AuditEvent] = list(
