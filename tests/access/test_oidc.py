@@ -308,3 +308,16 @@ def test_a_missing_jwks_file_is_a_config_error(tmp_path: Path) -> None:
     settings = OidcSettings(issuer=ISSUER, audience=AUDIENCE, jwks_file=tmp_path / "none.json")
     with pytest.raises(ConfigError, match="jwks_file"):
         OidcVerifier.from_settings(settings)
+
+
+def test_claims_that_could_not_be_stored_or_looked_up_are_refused(
+    idp: Idp, file_verifier: OidcVerifier
+) -> None:
+    # A NUL in the tenant claim would reach PostgreSQL (which refuses it: a 500, not a 401).
+    assert "tenant" in refused(file_verifier, idp.token(tenant="acme\x00"))
+    # The audit actor is "user:<sub>" in 200 characters.
+    assert "sub" in refused(file_verifier, idp.token("u" * 196))
+    assert file_verifier.verify(idp.token("u" * 195)).subject == "u" * 195
+    # Groups with control characters are dropped, not looked up.
+    identity = file_verifier.verify(idp.token(groups=["ok", "bad\x00", "line\nbreak"]))
+    assert identity.groups == frozenset({"ok"})

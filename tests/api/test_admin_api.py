@@ -324,3 +324,46 @@ def test_bindings_are_managed_within_the_admins_rights_and_audited(
     assert create_event["data"]["after"]["subject"] == "support-team"
     assert delete_event["data"]["before"]["roles"] == ["reviewer"]
     assert delete_event["data"]["after"] is None
+
+
+def test_ids_that_can_never_exist_are_a_422_not_a_server_error(
+    client: TestClient, tenant: TenantKeys
+) -> None:
+    for method, path in (
+        ("GET", "/v1/keys/%00"),
+        ("DELETE", "/v1/keys/a%00"),
+        ("POST", "/v1/keys/a%00/rotate"),
+        ("DELETE", "/v1/bindings/%00"),
+        ("GET", "/v1/tenants/a%00"),
+        ("PATCH", "/v1/tenants/a%00"),
+    ):
+        kwargs: dict[str, Any] = {"json": {}} if method in {"POST", "PATCH"} else {}
+        response = client.request(method, path, headers=tenant.auth("platform-admin"), **kwargs)
+        assert response.status_code == 422, (method, path, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_an_admin_cannot_take_away_rights_it_does_not_hold(
+    client: TestClient, tenant: TenantKeys
+) -> None:
+    admin = tenant.auth("admin")
+    revoke = client.delete(f"/v1/keys/{tenant.key_ids['platform-admin']}", headers=admin)
+    assert revoke.status_code == 403
+    assert client.get("/v1/tenants", headers=tenant.auth("platform-admin")).status_code == 200
+    binding = client.post(
+        "/v1/bindings",
+        json={"subject_type": "user", "subject": "root", "roles": ["platform-admin"]},
+        headers=tenant.auth("platform-admin"),
+    ).json()
+    assert client.delete(f"/v1/bindings/{binding['id']}", headers=admin).status_code == 403
+    assert (
+        client.delete(
+            f"/v1/bindings/{binding['id']}", headers=tenant.auth("platform-admin")
+        ).status_code
+        == 200
+    )
+    # Everyone's implicit group may always be named.
+    everyone = client.post(
+        "/v1/keys", json={"name": "pub", "roles": ["caller"], "groups": ["everyone"]}, headers=admin
+    )
+    assert everyone.status_code == 201, everyone.text

@@ -520,3 +520,26 @@ def test_celery_app_schedules_the_purge_task(tmp_path: Path) -> None:
         assert not off.conf.beat_schedule
     finally:
         off.close()
+
+
+class _BrokenRunPurge(RetentionService):
+    """A purge whose run step fails (a database error, say) for every task."""
+
+    def _runs(self, task: str, cutoff: datetime) -> dict[str, int]:
+        raise RuntimeError("simulated failure")
+
+
+def test_one_failing_task_does_not_stop_the_other_purges(container: Container) -> None:
+    principal = new_principal(container)
+    runs = make_runs(container, principal, "ask", 2)
+    age_runs(container, runs)
+    container.knowledge.create_collection(principal, "isolated", retention_days=DAYS)
+    ids = ingest(container, principal, "isolated", {"old.md": "# Old\n\nExpired notes."})
+    age_documents(container, list(ids.values()))
+    service = _BrokenRunPurge(
+        container.sessions, container.project, container.knowledge_index, container.blobs
+    )
+    report = service.purge()
+    assert report.failed == ["task ask"]
+    assert load_documents(container, list(ids.values()))[ids["old.md"]].status == "purged"
+    assert all(run.purged_at is None for run in load_runs(container, [r.id for r in runs]).values())

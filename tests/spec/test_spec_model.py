@@ -236,3 +236,14 @@ def test_answer_kind_rules(change: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError) as info:
         TaskSpec.model_validate(data)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("days", [0, 36_501, 800_000])
+def test_retention_days_is_bounded(days: int) -> None:
+    """An unbounded value would overflow the purge's date arithmetic."""
+    from shipyard.spec import TaskSpec
+
+    with pytest.raises(ValidationError) as info:
+        TaskSpec.model_validate({**ANSWER_SPEC, "retention_days": days})
+    assert "retention_days" in str(info.value)
+    assert TaskSpec.model_validate({**ANSWER_SPEC, "retention_days": 36_500}).retention_days

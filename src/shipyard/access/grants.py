@@ -6,6 +6,7 @@ from __future__ import annotations
 from shipyard.access.principal import Principal
 from shipyard.access.roles import Role, operations
 from shipyard.errors import Forbidden
+from shipyard.knowledge.types import EVERYONE
 
 
 def grant_problem(
@@ -18,7 +19,8 @@ def grant_problem(
         if extra:
             names = ", ".join(sorted(op.value for op in extra))
             return f"role {role.value!r} carries operations you do not hold: {names}"
-    missing = sorted(groups - principal.groups)
+    # "everyone" is implied for every principal, so anyone may name it.
+    missing = sorted(groups - principal.groups - {EVERYONE})
     if missing:
         return f"you cannot grant access group {missing[0]!r}: you are not a member of it"
     return None

@@ -23,6 +23,19 @@ REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub")
 MAX_TOKEN_CHARS = 16_384
 MAX_GROUPS = 1000
 MAX_CLAIM_CHARS = 200  # role_bindings.subject holds 200 characters
+# The audit actor is "user:<sub>" in a 200-character column.
+MAX_SUBJECT_CHARS = MAX_CLAIM_CHARS - len("user:")
+
+
+def _plain(value: object, max_chars: int) -> bool:
+    """A non-empty string without control characters (which could forge log lines, and which
+    PostgreSQL refuses in text: a NUL would turn a lookup into a server error)."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= max_chars
+        and not any(ord(char) < 32 or ord(char) == 127 for char in value)
+    )
+
 
 # Which key type (and curve) each public-key algorithm needs: a key of another type is never
 # tried, so an RSA key cannot be misused with another algorithm family (algorithm confusion).
@@ -171,15 +184,13 @@ class OidcVerifier:
 
     def _identity(self, claims: dict[str, Any]) -> Identity:
         subject = claims["sub"]
-        if (
-            not isinstance(subject, str)
-            or not 0 < len(subject) <= MAX_CLAIM_CHARS
-            or any(ord(char) < 32 or ord(char) == 127 for char in subject)
-        ):
+        if not _plain(subject, MAX_SUBJECT_CHARS):
             raise _refuse("malformed 'sub' claim")
         tenant = self.settings.tenant or _claim(claims, self.settings.tenant_claim)
         if not isinstance(tenant, str) or not tenant:
             raise _refuse("no tenant claim")
+        if not _plain(tenant, MAX_CLAIM_CHARS):
+            raise _refuse("malformed tenant claim")
         raw = _claim(claims, self.settings.groups_claim)
         if raw is None:
             raw = []
@@ -187,5 +198,5 @@ class OidcVerifier:
             raw = [raw]
         if not isinstance(raw, list) or len(raw) > MAX_GROUPS:
             raise _refuse("malformed groups claim")
-        groups = frozenset(g for g in raw if isinstance(g, str) and 0 < len(g) <= MAX_CLAIM_CHARS)
+        groups = frozenset(g for g in raw if _plain(g, MAX_CLAIM_CHARS))
         return Identity(claims["iss"], subject, tenant, groups)

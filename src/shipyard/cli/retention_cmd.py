@@ -10,7 +10,14 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from shipyard.cli.common import ProjectOption, console, fail, open_container, user_errors
+from shipyard.cli.common import (
+    ProjectOption,
+    console,
+    errors,
+    fail,
+    open_container,
+    user_errors,
+)
 from shipyard.services.retention import PurgeReport
 
 retention_app = typer.Typer(
@@ -58,3 +65,7 @@ def run(
             # Batches committed before the failure stay purged; running again continues.
             raise fail(f"database error during the purge ({type(exc).__name__})") from None
     _print(report)
+    if report.failed:
+        # The rest was purged; the log names each error. Exit 1 like a failed gate.
+        errors.print(f"[red]purge failed for {', '.join(report.failed)}[/red]", highlight=False)
+        raise typer.Exit(1)

@@ -66,8 +66,11 @@ class AccessService:
             return tenant
 
     def create_tenant(self, slug: str, *, actor: str, name: str | None = None) -> Tenant:
-        with self._sessions.begin() as session:
-            return self.create_tenant_in(session, slug, actor=actor, name=name)
+        try:
+            with self._sessions.begin() as session:
+                return self.create_tenant_in(session, slug, actor=actor, name=name)
+        except IntegrityError:  # created by a concurrent request between check and insert
+            raise Conflict(f"tenant {slug!r} already exists") from None
 
     def create_tenant_in(
         self, session: Session, slug: str, *, actor: str, name: str | None = None

@@ -7,10 +7,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from shipyard.access.grants import ensure_can_grant
+from sqlalchemy.exc import IntegrityError
+
+from shipyard.access.grants import ensure_can_grant, grant_problem
 from shipyard.access.principal import Principal
 from shipyard.access.roles import Operation, Role, authorize
-from shipyard.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from shipyard.errors import Conflict, FieldProblem, Forbidden, InvalidInput, NotFound
 from shipyard.services.access import AccessService
 from shipyard.services.bindings import BindingService
 from shipyard.services.key_records import (
@@ -25,6 +27,15 @@ from shipyard.storage.repositories import AuditRepository, KeyRepository, Tenant
 from shipyard.storage.tables import ApiKey, AuditEvent, RoleBinding, Tenant
 
 MAX_ROTATION_OVERLAP = timedelta(days=30)
+
+
+def _ensure_outranks(
+    principal: Principal, roles: Sequence[str], groups: Sequence[str], what: str
+) -> None:
+    """Taking rights away needs the same standing as granting them."""
+    problem = grant_problem(principal, frozenset(Role(r) for r in roles), frozenset(groups))
+    if problem is not None:
+        raise Forbidden(f"you cannot {what}: {problem}")
 
 
 class AdminService:
@@ -64,6 +75,14 @@ class AdminService:
         """A tenant, and optionally its first admin key (created in the same transaction, so
         a new tenant is never left without a way in)."""
         authorize(principal.roles, Operation.TENANT_MANAGE)
+        try:
+            return self._create_tenant(principal, slug, name, admin_key_name)
+        except IntegrityError:  # created by a concurrent request between check and insert
+            raise Conflict(f"tenant {slug!r} already exists") from None
+
+    def _create_tenant(
+        self, principal: Principal, slug: str, name: str | None, admin_key_name: str | None
+    ) -> tuple[Tenant, tuple[ApiKey, str] | None]:
         with self._sessions.begin() as session:
             tenant = self._access.create_tenant_in(session, slug, actor=principal.actor, name=name)
             session.flush()
@@ -216,8 +235,11 @@ class AdminService:
     def revoke_key(self, principal: Principal, key_id: str) -> ApiKey:
         authorize(principal.roles, Operation.KEY_MANAGE)
         with self._sessions() as session:
-            if KeyRepository(session).in_tenant(key_id, principal.tenant_id) is None:
-                raise NotFound(f"no key {key_id!r}")
+            key = KeyRepository(session).in_tenant(key_id, principal.tenant_id)
+        if key is None:
+            raise NotFound(f"no key {key_id!r}")
+        # A tenant admin must not lock out a more powerful principal (say, the platform admin).
+        _ensure_outranks(principal, key.roles, key.groups, "revoke this key")
         return self._access.revoke_key(key_id, actor=principal.actor)
 
     # -- role bindings of the caller's tenant (OIDC users and groups) ---------------------
@@ -247,6 +269,11 @@ class AdminService:
 
     def delete_binding(self, principal: Principal, binding_id: str) -> RoleBinding:
         authorize(principal.roles, Operation.BINDING_MANAGE)
+        target = next(
+            (b for b in self._bindings.bindings(principal.tenant_slug) if b.id == binding_id), None
+        )
+        if target is not None:
+            _ensure_outranks(principal, target.roles, target.groups, "remove this binding")
         return self._bindings.delete_binding(
             principal.tenant_slug, binding_id, actor=principal.actor
         )

@@ -154,12 +154,8 @@ class BindingService:
     @staticmethod
     def _tenant(session: Session, slug: str, granter: Principal | None) -> Tenant:
         tenant = TenantRepository(session).by_slug(slug)
-        # A tenant admin cannot reach into another tenant; only the platform admin can.
-        other = (
-            granter is not None
-            and granter.tenant_slug != slug
-            and Role.PLATFORM_ADMIN not in granter.roles
-        )
+        # A principal manages bindings of its own tenant only (the CLI, with no granter, any).
+        other = granter is not None and granter.tenant_slug != slug
         if tenant is None or other:
             raise NotFound(f"no tenant {slug!r}")
         return tenant

@@ -21,7 +21,7 @@ import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -73,6 +73,8 @@ class PurgeReport:
     dry_run: bool
     started_at: datetime
     items: list[PurgeItem] = field(default_factory=list)
+    # Tasks or collections whose purge failed; the others were still purged.
+    failed: list[str] = field(default_factory=list)
 
     def total(self, kind: Literal["runs", "documents"]) -> int:
         return sum(item.count for item in self.items if item.kind == kind)
@@ -106,30 +108,45 @@ class RetentionService:
         now = now or datetime.now(UTC)
         counts: dict[tuple[str, str, str], int] = defaultdict(int)
         policies: dict[tuple[str, str], tuple[int, datetime]] = {}
+        failed: list[str] = []
         for task in sorted(self._project.tasks.values(), key=lambda t: t.name):
             if task.retention_days is None:
                 continue
-            cutoff = now - timedelta(days=task.retention_days)
-            policies[("runs", task.name)] = (task.retention_days, cutoff)
-            found = (
-                self._count_runs(task.name, cutoff) if dry_run else self._runs(task.name, cutoff)
-            )
+            # One failing task must not keep every later task and collection from purging.
+            try:
+                cutoff = now - timedelta(days=task.retention_days)
+                policies[("runs", task.name)] = (task.retention_days, cutoff)
+                found = (
+                    self._count_runs(task.name, cutoff)
+                    if dry_run
+                    else self._runs(task.name, cutoff)
+                )
+            except Exception:
+                log.exception("retention purge failed", extra={"task": task.name})
+                failed.append(f"task {task.name}")
+                continue
             for tenant_id, count in found.items():
                 counts[("runs", task.name, tenant_id)] += count
         with self._sessions() as session:
             collections = store.collections_with_retention(session)
         for collection in collections:
             days = collection.retention_days or 0
-            cutoff = now - timedelta(days=days)
-            policies[("documents", collection.id)] = (days, cutoff)
-            count = (
-                self._count_documents(collection, cutoff)
-                if dry_run
-                else self._documents(collection, cutoff)
-            )
+            try:
+                cutoff = now - timedelta(days=days)
+                policies[("documents", collection.id)] = (days, cutoff)
+                count = (
+                    self._count_documents(collection, cutoff)
+                    if dry_run
+                    else self._documents(collection, cutoff)
+                )
+            except Exception:
+                log.exception("retention purge failed", extra={"collection_id": collection.id})
+                failed.append(f"collection {collection.id}")
+                continue
             if count:
                 counts[("documents", collection.id, collection.tenant_id)] += count
-        return self._report(dry_run, now, counts, policies, {c.id: c.name for c in collections})
+        report = self._report(dry_run, now, counts, policies, {c.id: c.name for c in collections})
+        return replace(report, failed=failed)
 
     # -- runs ----------------------------------------------------------------------------
     def _count_runs(self, task: str, cutoff: datetime) -> dict[str, int]:

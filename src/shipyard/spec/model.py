@@ -463,6 +463,7 @@ class TaskSpec(SpecModel):
     retention_days: int | None = Field(
         default=None,
         ge=1,
+        le=36_500,  # a hundred years; as for collections (services.retention)
         description="Days a run's input and output are kept, then purged (the run row and its "
         "audit event stay). Omit to keep forever.",
     )

@@ -22,6 +22,8 @@ class TenantRepository:
         self._session = session
 
     def by_slug(self, slug: str) -> Tenant | None:
+        if "\x00" in slug:  # never a slug, and PostgreSQL refuses NUL in text
+            return None
         return self._session.execute(select(Tenant).where(Tenant.slug == slug)).scalar_one_or_none()
 
     def by_id(self, tenant_id: str) -> Tenant | None:
@@ -66,6 +68,8 @@ class KeyRepository:
 
     def in_tenant(self, key_id: str, tenant_id: str) -> ApiKey | None:
         """A key, only if it belongs to ``tenant_id`` (another tenant's key does not exist)."""
+        if "\x00" in key_id:  # never a key id, and PostgreSQL refuses NUL in text
+            return None
         return self._session.execute(
             select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant_id == tenant_id)
         ).scalar_one_or_none()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from shipyard.access.roles import Role
@@ -30,6 +30,13 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {
         "content": {"application/problem+json": {}},
     }
 }
+
+
+# Path ids are checked by shape first: a value that can never be an id (a NUL byte, say) is
+# refused before it reaches a database driver that would choke on it.
+SlugPath = Annotated[str, Path(pattern=_SLUG)]
+KeyIdPath = Annotated[str, Path(pattern=r"^[a-z0-9]{12}$")]
+BindingIdPath = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")]
 
 
 class _Body(BaseModel):
@@ -231,7 +238,7 @@ def create_tenant(
     summary="One tenant (platform admins)",
     responses=_ADMIN_RESPONSES,
 )
-def get_tenant(slug: str, principal: PrincipalDep, container: ContainerDep) -> dict[str, Any]:
+def get_tenant(slug: SlugPath, principal: PrincipalDep, container: ContainerDep) -> dict[str, Any]:
     return _tenant_out(container.admin.tenant(principal, slug))
 
 
@@ -242,7 +249,7 @@ def get_tenant(slug: str, principal: PrincipalDep, container: ContainerDep) -> d
     responses={**_ADMIN_RESPONSES, **_CONFLICT},
 )
 def update_tenant(
-    slug: str, body: TenantUpdate, principal: PrincipalDep, container: ContainerDep
+    slug: SlugPath, body: TenantUpdate, principal: PrincipalDep, container: ContainerDep
 ) -> dict[str, Any]:
     tenant = container.admin.update_tenant(principal, slug, name=body.name, disabled=body.disabled)
     return _tenant_out(tenant)
@@ -284,7 +291,7 @@ def create_key(body: KeyCreate, principal: PrincipalDep, container: ContainerDep
     summary="One API key",
     responses=_ADMIN_RESPONSES,
 )
-def get_key(key_id: str, principal: PrincipalDep, container: ContainerDep) -> dict[str, Any]:
+def get_key(key_id: KeyIdPath, principal: PrincipalDep, container: ContainerDep) -> dict[str, Any]:
     return _key_out(container.admin.key(principal, key_id))
 
 
@@ -296,7 +303,7 @@ def get_key(key_id: str, principal: PrincipalDep, container: ContainerDep) -> di
     responses={**_ADMIN_RESPONSES, **_CONFLICT},
 )
 def rotate_key(
-    key_id: str, body: KeyRotate, principal: PrincipalDep, container: ContainerDep
+    key_id: KeyIdPath, body: KeyRotate, principal: PrincipalDep, container: ContainerDep
 ) -> dict[str, Any]:
     return _created(
         container.admin.rotate_key(
@@ -314,7 +321,9 @@ def rotate_key(
     summary="Revoke a key: its next request is refused",
     responses=_ADMIN_RESPONSES,
 )
-def revoke_key(key_id: str, principal: PrincipalDep, container: ContainerDep) -> dict[str, Any]:
+def revoke_key(
+    key_id: KeyIdPath, principal: PrincipalDep, container: ContainerDep
+) -> dict[str, Any]:
     return _key_out(container.admin.revoke_key(principal, key_id))
 
 
@@ -356,7 +365,7 @@ def create_binding(
     responses=_ADMIN_RESPONSES,
 )
 def delete_binding(
-    binding_id: str, principal: PrincipalDep, container: ContainerDep
+    binding_id: BindingIdPath, principal: PrincipalDep, container: ContainerDep
 ) -> dict[str, Any]:
     return _binding_out(container.admin.delete_binding(principal, binding_id))
 
