@@ -84,6 +84,7 @@ pii:
     "screen-flag": (_GENERATE, ""),
     "screen-review": (_GENERATE, "injection: review\n"),
     "ask-flag": (_ANSWER, ""),
+    "ask-redact": (_ANSWER, "pii: {policy: redact, reveal_roles: [operator]}\n"),
     "ask-block": (_ANSWER, "injection: block\n"),
 }
 
@@ -389,3 +390,36 @@ def test_retention_purges_the_sealed_originals(
         f"/v1/runs/{run['id']}", params={"reveal_pii": "true"}, headers=keys.auth("admin")
     )
     assert shown.status_code == 409
+
+
+def test_personal_data_in_documents_is_redacted_in_the_stored_answer(
+    client: TestClient, container: Container, keys: TenantKeys
+) -> None:
+    created = client.post(
+        "/v1/collections", json={"name": "handbook"}, headers=keys.auth("operator")
+    )
+    assert created.status_code == 201, created.text
+    payroll = f"# Payroll\n\nPayroll questions are answered by {EMAIL} on every working day."
+    add_text(client, keys, "handbook", [("payroll.md", payroll)])
+    question = {"question": "Who answers payroll questions?"}
+    plain = client.post("/v1/tasks/ask-flag/runs", json={"input": question}, headers=keys.auth())
+    assert EMAIL in json.dumps(plain.json()["output"])  # no policy: quoted as it is
+    response = client.post(
+        "/v1/tasks/ask-redact/runs", json={"input": question}, headers=keys.auth()
+    )
+    assert response.status_code == 201, response.text
+    run = response.json()
+    assert run["output"]["citations"], run
+    assert "<EMAIL_ADDRESS_1>" in run["output"]["citations"][0]["quote"]
+    assert "pii_redacted" in run["flags"]
+    assert run["pii_entities"]["EMAIL_ADDRESS"] >= 1
+    stored = _stored(container, run["id"])
+    for value in SECRETS:
+        assert value not in json.dumps([stored.input, stored.output])
+    # The reveal restores the quote; its document, offsets and source were never touched.
+    shown = client.get(
+        f"/v1/runs/{run['id']}", params={"reveal_pii": "true"}, headers=keys.auth("operator")
+    )
+    assert shown.status_code == 200, shown.text
+    quote = shown.json()["output"]["citations"][0]
+    assert quote == plain.json()["output"]["citations"][0]

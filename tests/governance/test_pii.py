@@ -152,6 +152,74 @@ def test_redaction_uses_typed_placeholders_stable_within_a_run(screen: PiiScreen
     assert restore(screened.data, screened.originals) == data
 
 
+def test_passages_and_output_share_the_runs_placeholders(screen: PiiScreen) -> None:
+    spec = _spec(
+        {"policy": "redact", "reveal_roles": ["operator"]},
+        output={
+            "text": {"type": "string"},
+            "tags": {"type": "list", "items": "string"},
+            "channel": {"type": "enum", "values": ["mail", "phone"]},
+            "citations": {"type": "citations"},
+        },
+        knowledge={"collections": ["handbook"]},
+    )
+    screened = screen_input(screen, spec, {"text": "I am bob@example.com"})
+    redact = screened.redact_text()
+    assert redact is not None
+    # A passage naming the caller's address gets the caller's placeholder; a new one, the next.
+    assert redact("bob@example.com wrote to eve@example.com") == (
+        "<EMAIL_ADDRESS_1> wrote to <EMAIL_ADDRESS_2>"
+    )
+    citation = {
+        "document_id": "doc-1",
+        "source": "mail.txt",
+        "title": "From eve@example.com",
+        "chunk": 0,
+        "quote": f"Card {CARD}",
+        "start": 4,
+        "end": 40,
+    }
+    output = {
+        "text": f"Charge {CARD} for eve@example.com",
+        "tags": ["10.1.2.3", "vip"],
+        "channel": "mail",
+        "citations": [citation],
+    }
+    stored = screened.redact_output(spec, output)
+    assert stored == {
+        "text": "Charge <CREDIT_CARD_1> for <EMAIL_ADDRESS_2>",
+        "tags": ["<IP_ADDRESS_1>", "vip"],
+        "channel": "mail",
+        "citations": [
+            {**citation, "title": "From <EMAIL_ADDRESS_2>", "quote": "Card <CREDIT_CARD_1>"}
+        ],
+    }
+    assert screened.flags == [PII_REDACTED]
+    assert screened.pii_entities == {"CREDIT_CARD": 2, "EMAIL_ADDRESS": 5, "IP_ADDRESS": 1}
+    # One sealed map restores input, passages and output alike, in either spelling a model
+    # may use for a placeholder it read in an (HTML-escaped) passage.
+    assert restore(stored, screened.originals) == output
+    assert restore("to &lt;EMAIL_ADDRESS_2&gt;", screened.originals) == "to eve@example.com"
+    assert restore("<EMAIL_ADDRESS_9>", screened.originals) == "<EMAIL_ADDRESS_9>"
+
+
+def test_block_refuses_the_input_and_still_redacts_what_comes_back(screen: PiiScreen) -> None:
+    screened = screen_input(screen, _spec({"policy": "block"}), {"text": "no personal data"})
+    assert screened.flags == []
+    stored = screened.redact_output(_spec({"policy": "block"}), {"text": "mail eve@example.com"})
+    assert stored == {"text": "mail <EMAIL_ADDRESS_1>"}
+    assert screened.flags == [PII_REDACTED]
+    assert screened.originals == {}  # no reveal roles: nothing is kept
+
+
+def test_allow_leaves_passages_and_output_alone(screen: PiiScreen) -> None:
+    screened = screen_input(screen, _spec(), {"text": "hi"})
+    assert screened.redact_text() is None
+    output = {"text": "mail eve@example.com"}
+    assert screened.redact_output(_spec(), output) is output
+    assert screened.pii_entities is None
+
+
 def test_irreversible_redaction_keeps_no_original(screen: PiiScreen) -> None:
     screened = screen_input(screen, _spec({"policy": "redact"}), {"text": "ip 10.1.2.3"})
     assert screened.data == {"text": "ip <IP_ADDRESS_1>"}

@@ -78,6 +78,9 @@ prompt:
 generation: {{max_tokens: 32, temperature: 0, timeout_seconds: 60}}
 """,
 }
+SPECS["policy-brief-pii"] = (
+    SPECS["policy-brief"] + "pii: {policy: redact, reveal_roles: [operator]}\n"
+)
 REFUND_CASES = """\
 text,decision
 The parcel arrived broken and I want my money back,refund
@@ -88,7 +91,9 @@ I want a refund for a gift card I already spent,reject
 A stranger made purchases with my account,escalate
 """
 CANARY = "ZEBRA-CANARY-7731"
+PAYROLL_MAIL = "pay.desk@example.com"
 DOCUMENTS = [
+    Upload("payroll.txt", f"Questions about holiday pay go to {PAYROLL_MAIL}.".encode()),
     Upload("holidays.txt", b"Staff get twenty-five days of paid holiday every year."),
     Upload("expenses.txt", b"Travel expenses are refunded within ten working days."),
     Upload(
@@ -222,7 +227,7 @@ def test_generate_with_knowledge_cites_only_retrieved_passages(
     assert CANARY not in sent  # the restricted one never reached it
     assert isinstance(result.output["text"], str)
     for cited in result.output["citations"]:
-        assert cited["source"] in {"holidays.txt", "expenses.txt"}
+        assert cited["source"] in {"holidays.txt", "expenses.txt", "payroll.txt"}
         assert cited["quote"] in handbook[cited["source"]]
 
 
@@ -268,3 +273,25 @@ def test_spec_rules_know_the_kinds_offline_models() -> None:
     from shipyard.spec.llm_routes import OFFLINE_MODELS
 
     assert OFFLINE_MODELS == {"extract": extract.LOCAL_MODEL, "decide": classify.LOCAL_MODEL}
+
+
+def test_generate_with_a_pii_policy_never_sends_document_personal_data(
+    container: Container, served: FaultProxy, handbook: dict[str, str]
+) -> None:
+    before = served.count
+    served.push(Fault.rewrite("Ask the payroll desk [1] [2] [3]."))
+    principal = _admin(container)
+    run = container.runs.create(
+        principal, "policy-brief-pii", {"question": "Who answers questions on holiday pay?"}
+    )
+    sent = _sent_text(served, before)
+    assert "&lt;EMAIL_ADDRESS_1&gt;" in sent  # the passage reached the model, redacted
+    assert PAYROLL_MAIL not in sent
+    assert run.output is not None
+    quotes = [cited["quote"] for cited in run.output["citations"]]
+    assert "Questions about holiday pay go to <EMAIL_ADDRESS_1>." in quotes
+    assert PAYROLL_MAIL not in str(run.output)
+    assert "pii_redacted" in run.flags
+    shown = container.runs.get(principal, run.id, reveal_pii=True)
+    assert shown.output is not None
+    assert handbook["payroll.txt"] in [cited["quote"] for cited in shown.output["citations"]]

@@ -3,10 +3,13 @@
 Redaction replaces each finding in the string input fields by a typed placeholder,
 ``<EMAIL_ADDRESS_1>``, ``<EMAIL_ADDRESS_2>``, ...; the same value gets the same placeholder
 everywhere in one run. The task runs on the redacted text, and only the redacted text is
-stored or hashed into the audit chain. When the spec names ``reveal_roles``, the placeholder ->
-original map is sealed (Fernet: AES-128-CBC + HMAC-SHA256, with a key derived from the server
-secret by HKDF-SHA256) and bound to the run's id, so a sealed map copied onto another run does
-not open. Without reveal roles no original is kept anywhere: the redaction is irreversible.
+stored or hashed into the audit chain. The same run's :class:`Redactor` then redacts the
+passages retrieved for it before a model sees them, and the run's output before it is stored,
+so personal data in documents neither leaves for a provider nor lands in a run. When the spec
+names ``reveal_roles``, the placeholder -> original map is sealed (Fernet: AES-128-CBC +
+HMAC-SHA256, with a key derived from the server secret by HKDF-SHA256) and bound to the run's
+id, so a sealed map copied onto another run does not open. Without reveal roles no original is
+kept anywhere: the redaction is irreversible.
 
 Nothing here logs or raises with a value in it: problems name fields and entity types only.
 """
@@ -36,13 +39,17 @@ __all__ = [
     "PiiBlocked",
     "PiiScreen",
     "Redaction",
+    "Redactor",
     "VaultError",
     "restore",
     "string_fields",
 ]
 
 _VAULT_INFO: Final = b"shipyard pii vault v1"
-_PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]{1,39}_\d{1,6}>")
+# Passages reach a chat model HTML-escaped (providers/llm/prompts.py), so a reply may quote a
+# placeholder as ``&lt;EMAIL_ADDRESS_1&gt;``: both spellings are restored.
+_PLACEHOLDER = re.compile(r"(?:<|&lt;)([A-Z][A-Z0-9_]{1,39}_\d{1,6})(?:>|&gt;)")
+_CITATION_TEXT: Final = frozenset({"quote", "title"})
 
 
 @dataclass
@@ -66,10 +73,75 @@ class Redaction:
     data: dict[str, Any]
     counts: dict[str, int] = field(default_factory=dict)
     originals: dict[str, str] = field(default_factory=dict)
+    redactor: Redactor | None = None  # goes on with the run's passages and output
 
     @property
     def redacted(self) -> bool:
         return bool(self.counts)
+
+
+class Redactor:
+    """One run's redaction, shared by its input, the passages retrieved for it and its output:
+    the same value gets the same placeholder in all three, and the counts and originals add
+    up over them (so one sealed map restores the whole run)."""
+
+    def __init__(self, findings: Callable[[str], Sequence[Finding]], *, keep: bool) -> None:
+        self._findings = findings
+        self._keep = keep  # whether originals are kept (the task names reveal roles)
+        self._by_value: dict[tuple[str, str], str] = {}
+        self._counts: Counter[str] = Counter()
+        self._numbers: Counter[str] = Counter()
+
+    def _placeholder_for(self, entity: str, value: str) -> str:
+        self._counts[entity] += 1
+        known = self._by_value.get((entity, value))
+        if known is None:
+            self._numbers[entity] += 1
+            known = self._by_value[(entity, value)] = f"<{entity}_{self._numbers[entity]}>"
+        return known
+
+    def text(self, text: str) -> str:
+        """``text`` with every finding replaced by its placeholder."""
+        return _replace(text, self._findings(text), self._placeholder_for)
+
+    def output(self, spec: TaskSpec, output: Mapping[str, Any]) -> dict[str, Any]:
+        """A run's output with the free text redacted: string fields, lists of strings and the
+        quotes and titles of citations. Enum values are the spec's own words, and ids, offsets
+        and sources must keep pointing at the documents: those stay as they are."""
+        redacted = dict(output)
+        for name, field_spec in spec.output.items():
+            value = output.get(name)
+            if field_spec.type == "string" and isinstance(value, str):
+                redacted[name] = self.text(value)
+            elif (
+                field_spec.type == "list"
+                and field_spec.items == "string"
+                and isinstance(value, list)
+            ):
+                redacted[name] = [self.text(v) if isinstance(v, str) else v for v in value]
+            elif field_spec.type == "citations" and isinstance(value, list):
+                redacted[name] = [self._citation(item) for item in value]
+        return redacted
+
+    def _citation(self, citation: Any) -> Any:
+        if not isinstance(citation, dict):
+            return citation
+        return {
+            key: self.text(item) if key in _CITATION_TEXT and isinstance(item, str) else item
+            for key, item in citation.items()
+        }
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Findings so far by entity type (every occurrence counts)."""
+        return dict(sorted(self._counts.items()))
+
+    @property
+    def originals(self) -> dict[str, str]:
+        """Placeholder -> original, when the task keeps them; else empty."""
+        if not self._keep:
+            return {}
+        return {placeholder: value for (_, value), placeholder in self._by_value.items()}
 
 
 def string_fields(spec: TaskSpec, data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
@@ -100,7 +172,7 @@ def _replace(
 def restore(value: Any, originals: Mapping[str, str]) -> Any:
     """``value`` (any JSON) with every known placeholder in its strings put back."""
     if isinstance(value, str):
-        return _PLACEHOLDER.sub(lambda m: originals.get(m.group(0), m.group(0)), value)
+        return _PLACEHOLDER.sub(lambda m: originals.get(f"<{m.group(1)}>", m.group(0)), value)
     if isinstance(value, list):
         return [restore(item, originals) for item in value]
     if isinstance(value, dict):
@@ -154,37 +226,25 @@ class PiiScreen:
             return Redaction(data)
         return self._redact(spec, data)
 
+    def redactor(self, spec: TaskSpec) -> Redactor:
+        """A fresh redactor for one run of ``spec`` (its placeholders numbered from 1)."""
+        return Redactor(lambda text: self._findings(spec, text), keep=bool(spec.pii.reveal_roles))
+
     def _redact(self, spec: TaskSpec, data: dict[str, Any]) -> Redaction:
-        by_value: dict[tuple[str, str], str] = {}
-        counts: Counter[str] = Counter()
-        numbers: Counter[str] = Counter()
-
-        def placeholder_for(entity: str, value: str) -> str:
-            counts[entity] += 1
-            known = by_value.get((entity, value))
-            if known is None:
-                numbers[entity] += 1
-                known = by_value[(entity, value)] = f"<{entity}_{numbers[entity]}>"
-            return known
-
+        redactor = self.redactor(spec)
         redacted = dict(data)
         for name, field_spec in spec.input.items():
             value = data.get(name)
             if field_spec.type == "string" and isinstance(value, str):
-                redacted[name] = _replace(value, self._findings(spec, value), placeholder_for)
+                redacted[name] = redactor.text(value)
             elif field_spec.type == "list" and isinstance(value, list):
                 redacted[name] = [
-                    _replace(item, self._findings(spec, item), placeholder_for)
+                    redactor.text(item)
                     if isinstance(item, str) and field_spec.items == "string"
                     else item
                     for item in value
                 ]
-        originals = (
-            {placeholder: value for (_, value), placeholder in by_value.items()}
-            if spec.pii.reveal_roles
-            else {}
-        )
-        return Redaction(redacted, dict(sorted(counts.items())), originals)
+        return Redaction(redacted, redactor.counts, redactor.originals, redactor)
 
     def seal(self, run_id: str, originals: Mapping[str, str]) -> str:
         """The originals of run ``run_id``, encrypted and authenticated."""

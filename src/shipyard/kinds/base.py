@@ -34,6 +34,9 @@ class RunContext:
 
     tenant_id: str
     groups: frozenset[str]
+    # The task's PII policy for text the kind brings in (retrieved passages) before a model
+    # sees it; None: the task allows personal data.
+    redact: Callable[[str], str] | None = None
 
 
 @dataclass(frozen=True)

@@ -140,6 +140,7 @@ class GenerateRunner:
         router = self._ready_router()
         started = time.perf_counter()
         passages, injection = grounding.screen_passages(self._spec, self._passages(inputs, context))
+        passages = grounding.redact_passages(passages, context.redact if context else None)
         routed = router.complete(
             self._spec.model,
             self._request(inputs, passages),

@@ -4,13 +4,15 @@ The retrieval query is the ``question`` input when the task declares one, else `
 its first string input field. Passages reach the model only as quoted data
 (:func:`quote_passages`), numbered, with an instruction to cite them as ``[n]``. Citations are
 built from the markers found in the reply, and only for passages that were actually retrieved
-for this caller: a marker without a passage is ignored, never turned into a citation.
+for this caller: a marker without a passage is ignored, never turned into a citation. With a
+PII policy the passages are redacted (:func:`redact_passages`) before the model sees them.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from shipyard.errors import ConfigError
@@ -80,6 +82,21 @@ def citations(output: Mapping[str, Any], passages: list[Passage]) -> list[dict[s
             }
         )
     return result
+
+
+def redact_passages(passages: list[Passage], redact: Callable[[str], str] | None) -> list[Passage]:
+    """The passages with the task's PII policy applied to their text and title: what the
+    model is sent and what citations quote (ids and offsets still point at the document)."""
+    if redact is None:
+        return passages
+    return [
+        replace(
+            passage,
+            hit=replace(passage.hit, text=redact(passage.hit.text)),
+            title=redact(passage.title),
+        )
+        for passage in passages
+    ]
 
 
 def screen_passages(

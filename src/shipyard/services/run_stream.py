@@ -21,13 +21,19 @@ from typing import TYPE_CHECKING, Any
 from shipyard.access.principal import Principal
 from shipyard.access.roles import Operation, authorize
 from shipyard.errors import Forbidden, InvalidInput, InvalidModelOutput, ShipyardError
-from shipyard.governance.screening import merge_flags, review_for_injection, screen_input
+from shipyard.governance.screening import (
+    Screened,
+    merge_flags,
+    review_for_injection,
+    screen_input,
+)
 from shipyard.kinds.base import KindResult
 from shipyard.kinds.generate import GenerateRunner
 from shipyard.observability.tracing import current_trace_id
 from shipyard.providers.llm import ProviderError, TextDelta
 from shipyard.services.run_pii import seal
 from shipyard.services.usage_booking import book_worst_case
+from shipyard.spec import TaskSpec
 from shipyard.storage.tables import Run
 
 if TYPE_CHECKING:
@@ -91,7 +97,7 @@ def open_stream(
     seal(service._pii, run, screened)
     # The status a completed stream gets: ok, unless the injection policy asks for review.
     run.status = "needs_review" if review_for_injection(spec, run.flags) else "ok"
-    return _events(service, principal, runner, run, data)
+    return _events(service, principal, runner, run, data, spec, screened)
 
 
 def _events(
@@ -100,6 +106,8 @@ def _events(
     runner: GenerateRunner,
     run: Run,
     data: dict[str, Any],
+    spec: TaskSpec,
+    screened: Screened,
 ) -> Iterator[StreamItem]:
     started = time.perf_counter()
     result: KindResult | None = None
@@ -135,8 +143,11 @@ def _events(
         yield StreamFailed(RunFailed(f"the model failed; run {run.id} is stored as failed"), run)
         return
     assert result is not None  # runner.stream always ends with its result
-    run.output, run.confidence = result.output, result.confidence
-    run.flags = merge_flags(run.flags, result.flags)
+    # The caller saw the reply as it came; what is stored follows the task's PII policy.
+    run.output = screened.redact_output(spec, result.output)
+    run.confidence = result.confidence
+    run.flags = merge_flags(run.flags, result.flags, screened.flags)
+    seal(service._pii, run, screened)
     service._record_usage(run, result)
     run.model_latency_ms = round(result.model_ms, 3)
     run.latency_ms = round((time.perf_counter() - started) * 1000, 3)

@@ -285,7 +285,11 @@ class RunService:
                 ):
                     result = runner.run(
                         data,
-                        RunContext(principal.tenant_id, caller_groups(principal.groups)),
+                        RunContext(
+                            principal.tenant_id,
+                            caller_groups(principal.groups),
+                            screened.redact_text(),
+                        ),
                     )
             except (ProviderError, InvalidModelOutput) as exc:
                 book_worst_case(run, runner, data, exc)
@@ -310,10 +314,13 @@ class RunService:
                 or result.force_review
                 or result.output.get("label") in spec.policy.review_labels
             )
-            run.flags = merge_flags(run.flags, result.flags)
+            # Personal data the documents or the model brought in is redacted before storage.
+            run.output = screened.redact_output(spec, result.output)
+            run.flags = merge_flags(run.flags, result.flags, screened.flags)
+            seal(self._pii, run, screened)
             needs_review = needs_review or review_for_injection(spec, run.flags)
             run.status = "needs_review" if needs_review else "ok"
-            run.output, run.confidence = result.output, result.confidence
+            run.confidence = result.confidence
             self._record_usage(run, result)
             run.model_latency_ms = round(result.model_ms, 3)
             run.latency_ms = round((time.perf_counter() - started) * 1000, 3)
