@@ -229,6 +229,12 @@ class Settings(BaseSettings):
         description="Seconds between scheduled retention purges (API thread or Celery beat); "
         "0 disables the schedule",
     )
+    audit_checkpoint_interval_seconds: int = Field(
+        default=3600,
+        ge=0,
+        description="Seconds between scheduled signed checkpoints of the audit chain head (API "
+        "thread or Celery beat), when audit_signing_key is set; 0 disables the schedule",
+    )
     log_level: str = "INFO"
     log_json: bool = True
     otel_exporter: Literal["none", "console", "otlp"] = "none"

@@ -27,7 +27,8 @@ from shipyard.access.roles import Role
 from shipyard.api.app import create_app
 from shipyard.bootstrap import Container
 from shipyard.errors import InvalidInput
-from shipyard.jobs.retention import RetentionScheduler, make_retention_scheduler
+from shipyard.jobs.periodic import PeriodicJob
+from shipyard.jobs.retention import make_retention_scheduler
 from shipyard.knowledge.blobs import sha256_hex
 from shipyard.services.ingestion import Upload
 from shipyard.services.retention import PurgeReport, RetentionService, ids_digest
@@ -483,7 +484,7 @@ def test_scheduler_survives_a_failing_purge() -> None:
     def boom() -> PurgeReport:
         raise RuntimeError("database down")
 
-    scheduler = RetentionScheduler(boom, interval=3600)
+    scheduler = PeriodicJob("retention", boom, interval=3600)
 
     assert scheduler.run_once() is None  # logged, not raised
     scheduler.start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -12,6 +13,8 @@ from shipyard.api import problems
 from shipyard.api.middleware import RequestMiddleware
 from shipyard.api.routers import admin, evaluations, health, knowledge, runs, tasks
 from shipyard.bootstrap import Container
+from shipyard.jobs.audit_checkpoints import make_checkpoint_scheduler
+from shipyard.jobs.periodic import PeriodicJob
 from shipyard.jobs.retention import make_retention_scheduler
 from shipyard.jobs.setup import make_runner
 
@@ -23,6 +26,16 @@ def create_app(container: Container, *, load_models: bool = True, run_jobs: bool
     # Build authentication now: a bad SHIPYARD_OIDC (say, an unreadable jwks_file) must stop
     # the start, not turn the first request into a 500.
     _ = container.access
+    # Built now for the same reason: a bad SHIPYARD_AUDIT_SIGNING_KEY stops the start.
+    periodic: list[PeriodicJob[Any]] = (
+        [
+            job
+            for job in (make_retention_scheduler(container), make_checkpoint_scheduler(container))
+            if job is not None
+        ]
+        if run_jobs
+        else []
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -32,14 +45,13 @@ def create_app(container: Container, *, load_models: bool = True, run_jobs: bool
         if runner is not None:
             runner.start()
         app.state.jobs = runner
-        retention = make_retention_scheduler(container) if run_jobs else None
-        if retention is not None:
-            retention.start()  # periodic purge (SHIPYARD_RETENTION_INTERVAL_SECONDS)
+        for job in periodic:
+            job.start()  # retention purge, audit checkpoints (jobs/periodic.py)
         try:
             yield
         finally:
-            if retention is not None:
-                retention.stop()
+            for job in periodic:
+                job.stop()
             if runner is not None:
                 runner.stop()
 

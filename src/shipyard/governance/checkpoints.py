@@ -138,6 +138,20 @@ def sign_head(session: Session, private_key: Ed25519PrivateKey) -> Checkpoint:
     return _to_checkpoint(row)
 
 
+def head_is_signed(session: Session, public_key: Ed25519PublicKey) -> bool:
+    """Whether the newest checkpoint of this key already signs the current head."""
+    head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one_or_none()
+    if head is None:
+        return False
+    newest = session.execute(
+        select(AuditCheckpoint.seq, AuditCheckpoint.hash)
+        .where(AuditCheckpoint.key_id == key_id(public_key))
+        .order_by(AuditCheckpoint.id.desc())
+        .limit(1)
+    ).first()
+    return newest is not None and (newest.seq, newest.hash) == (head.seq, head.hash)
+
+
 def stored_checkpoints(session: Session) -> list[Checkpoint]:
     rows = session.execute(select(AuditCheckpoint).order_by(AuditCheckpoint.id)).scalars()
     return [_to_checkpoint(row) for row in rows]

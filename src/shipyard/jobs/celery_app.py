@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 
 from shipyard.bootstrap import Container, build
 from shipyard.errors import ConfigError
+from shipyard.governance.checkpoints import load_private_key
 from shipyard.jobs.base import WorkItem
 from shipyard.settings import Settings
 from shipyard.storage.db import make_engine, make_session_factory
@@ -31,6 +32,7 @@ log = logging.getLogger("shipyard.jobs")
 
 TASK_NAME = "shipyard.ingest_document"
 RETENTION_TASK = "shipyard.retention.purge"
+CHECKPOINT_TASK = "shipyard.audit.checkpoint"
 QUEUE = "shipyard"
 # Publishing happens inside an API request: give up quickly (the rows are committed and the
 # next worker start re-publishes them) rather than hold the request while the broker is down.
@@ -57,6 +59,28 @@ class _WorkerContainer:
             if self._container is not None:
                 self._container.close()
                 self._container = None
+
+
+def _beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The periodic jobs Celery beat sends: retention purges and audit checkpoints."""
+    schedule: dict[str, dict[str, Any]] = {}
+    jobs = (
+        ("shipyard-retention", RETENTION_TASK, settings.retention_interval_seconds, True),
+        (
+            "shipyard-audit-checkpoint",
+            CHECKPOINT_TASK,
+            settings.audit_checkpoint_interval_seconds,
+            settings.audit_signing_key is not None,
+        ),
+    )
+    for name, task, interval, wanted in jobs:
+        if wanted and interval > 0:
+            schedule[name] = {
+                "task": task,
+                "schedule": float(interval),
+                "options": {"queue": QUEUE, "expires": float(interval)},
+            }
+    return schedule
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -86,16 +110,8 @@ def make_celery(settings: Settings) -> Celery:
         broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
         broker_connection_retry_on_startup=True,
     )
-    if settings.retention_interval_seconds > 0:
-        # Sent by `celery -A shipyard.jobs.celery_beat beat`, run by any `shipyard worker`.
-        interval = settings.retention_interval_seconds
-        app.conf.beat_schedule = {
-            "shipyard-retention": {
-                "task": RETENTION_TASK,
-                "schedule": float(interval),
-                "options": {"queue": QUEUE, "expires": float(interval)},
-            }
-        }
+    # Sent by `celery -A shipyard.jobs.celery_beat beat`, run by any `shipyard worker`.
+    app.conf.beat_schedule = _beat_schedule(settings)
     holder = _WorkerContainer(settings)
 
     def ingest_document(tenant_id: str, document_id: str) -> str:
@@ -122,6 +138,20 @@ def make_celery(settings: Settings) -> Celery:
     # shared=False: another app built in the same process must not get this app's container.
     app.task(name=RETENTION_TASK, shared=False, soft_time_limit=1800, time_limit=1900)(
         purge_retention
+    )
+
+    def sign_checkpoint() -> int | None:
+        # The worker needs SHIPYARD_AUDIT_SIGNING_KEY too; a skipped (unmoved) head is None.
+        secret = settings.audit_signing_key
+        if secret is None:
+            log.warning("audit checkpoint skipped: SHIPYARD_AUDIT_SIGNING_KEY is not set here")
+            return None
+        key = load_private_key(secret.get_secret_value())
+        checkpoint = holder.get().audit.checkpoint_if_moved(key)
+        return None if checkpoint is None else checkpoint.seq
+
+    app.task(name=CHECKPOINT_TASK, shared=False, autoretry_for=(OperationalError,), max_retries=3)(
+        sign_checkpoint
     )
 
     def requeue_pending(sender: Any = None, **_: Any) -> None:

@@ -1,6 +1,8 @@
 """The Celery app for ``celery -A shipyard.jobs.celery_beat beat``: it sends the scheduled
-retention purge (``shipyard.retention.purge``, every SHIPYARD_RETENTION_INTERVAL_SECONDS) to the
-queue that ``shipyard worker`` processes consume. Settings come from the environment
+retention purge (``shipyard.retention.purge``, every SHIPYARD_RETENTION_INTERVAL_SECONDS) and,
+with SHIPYARD_AUDIT_SIGNING_KEY set, the audit checkpoint (``shipyard.audit.checkpoint``, every
+SHIPYARD_AUDIT_CHECKPOINT_INTERVAL_SECONDS) to the queue that ``shipyard worker`` processes
+consume. Settings come from the environment
 (SHIPYARD_PROJECT_DIR, SHIPYARD_BROKER_URL, ...), as for the API. Run one beat per deployment;
 a second one only causes duplicate purges, which find nothing left to do.
 """

@@ -21,6 +21,14 @@ class AuditService:
         with self._sessions.begin() as session:
             return checkpoints.sign_head(session, private_key)
 
+    def checkpoint_if_moved(self, private_key: Ed25519PrivateKey) -> Checkpoint | None:
+        """A new checkpoint, unless this key's newest one already signs the current head (the
+        schedule then adds nothing: an idle chain does not pile up identical checkpoints)."""
+        with self._sessions.begin() as session:
+            if checkpoints.head_is_signed(session, private_key.public_key()):
+                return None
+            return checkpoints.sign_head(session, private_key)
+
     def checkpoints(self) -> list[Checkpoint]:
         with self._sessions() as session:
             return checkpoints.stored_checkpoints(session)
