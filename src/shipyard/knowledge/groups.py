@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
+from shipyard import names
 from shipyard.errors import FieldProblem, InvalidInput
 from shipyard.knowledge.types import EVERYONE
 
-GROUP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+GROUP_RE = names.GROUP_RE
 MAX_GROUPS = 50
 
 

@@ -3,7 +3,6 @@ same transaction as the change itself."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -11,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from shipyard import names
 from shipyard.access.keys import parse_token, token_matches
 from shipyard.access.oidc import OidcVerifier
 from shipyard.access.principal import Principal
@@ -28,7 +28,6 @@ from shipyard.storage.db import SessionFactory
 from shipyard.storage.repositories import KeyRepository, TenantRepository
 from shipyard.storage.tables import ApiKey, Tenant
 
-_SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 # Writing last_used_at on every request would turn each read into a write.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
 # Used when the key id is unknown, so that case costs the same HMAC as a wrong secret.
@@ -83,7 +82,7 @@ class AccessService:
     def _create_tenant(
         self, session: Session, slug: str, actor: str, name: str | None = None
     ) -> Tenant:
-        if not _SLUG_RE.match(slug):
+        if not names.SLUG_RE.match(slug):
             message = "must be 2-63 lowercase letters, digits or '-', starting with a letter"
             raise InvalidInput(f"tenant slug {message}", [FieldProblem("slug", message)])
         tenant = Tenant(

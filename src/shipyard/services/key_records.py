@@ -6,13 +6,13 @@ is created, validated and audited the same way whoever creates it.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from shipyard import names
 from shipyard.access.keys import hash_token, new_token
 from shipyard.access.roles import Role
 from shipyard.errors import FieldProblem, InvalidInput
@@ -20,7 +20,6 @@ from shipyard.governance import audit
 from shipyard.storage.repositories import KeyRepository
 from shipyard.storage.tables import ApiKey, RoleBinding, Tenant
 
-_GROUP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_NAME_CHARS = 200
 
 
@@ -42,7 +41,7 @@ def check_name(value: str, field: str) -> str:
 
 
 def check_groups(groups: frozenset[str], field: str = "groups") -> frozenset[str]:
-    bad = sorted(group for group in groups if not _GROUP_RE.match(group))
+    bad = sorted(group for group in groups if not names.GROUP_RE.match(group))
     if bad:
         message = f"invalid access group {bad[0]!r}: use 1-64 letters, digits, '-', '_' or '.'"
         raise InvalidInput(message, [FieldProblem(field, message)])

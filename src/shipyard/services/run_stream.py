@@ -19,8 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from shipyard.access.principal import Principal
-from shipyard.access.roles import Operation, authorize
-from shipyard.errors import Forbidden, InvalidInput, InvalidModelOutput, ShipyardError
+from shipyard.errors import InvalidInput, InvalidModelOutput, ShipyardError
 from shipyard.governance.screening import (
     Screened,
     merge_flags,
@@ -66,10 +65,7 @@ def open_stream(
     """Check everything, then return the events: deltas, then the stored run (or a
     :class:`StreamFailed`). Raises the same problems as ``create`` before streaming."""
     # A friend of RunService: it shares its input check, budget check and storage.
-    spec = service.spec_for(principal, task)
-    authorize(principal.roles, Operation.TASK_RUN)
-    if not any(role.value in spec.policy.roles for role in principal.roles):
-        raise Forbidden(f"task {task} may be run by roles {', '.join(spec.policy.roles)} only")
+    spec = service.runnable_spec(principal, task)
     data = service._check_input(spec, inputs)
     screened = screen_input(service._pii, spec, data)  # as in create: before anything else
     data = screened.data

@@ -206,6 +206,15 @@ class RunService:
             raise NotFound(f"no task {task!r}")
         return spec
 
+    def runnable_spec(self, principal: Principal, task: str) -> TaskSpec:
+        """The task's spec, if this caller may run it: the run operation, then the task's own
+        ``policy.roles`` (separation of duties on top of the role matrix)."""
+        spec = self.spec_for(principal, task)
+        authorize(principal.roles, Operation.TASK_RUN)
+        if not any(role.value in spec.policy.roles for role in principal.roles):
+            raise Forbidden(f"task {task} may be run by roles {', '.join(spec.policy.roles)} only")
+        return spec
+
     def _check_input(self, spec: TaskSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
         try:
             validated = input_model(spec).model_validate(dict(inputs))
@@ -236,10 +245,7 @@ class RunService:
         *,
         request_id: str | None = None,
     ) -> Run:
-        spec = self.spec_for(principal, task)
-        authorize(principal.roles, Operation.TASK_RUN)
-        if not any(role.value in spec.policy.roles for role in principal.roles):
-            raise Forbidden(f"task {task} may be run by roles {', '.join(spec.policy.roles)} only")
+        spec = self.runnable_spec(principal, task)
         data = self._check_input(spec, inputs)
         # Injection and PII policies, before the kind (or a provider) sees the input and
         # before anything is stored or logged: from here on ``data`` is the screened input.

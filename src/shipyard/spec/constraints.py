@@ -13,6 +13,7 @@ from typing import Annotated, Final
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from shipyard import names
 from shipyard.spec.thresholds import THRESHOLD_PATTERN, parse_threshold
 
 Loc = tuple[str | int, ...]
@@ -86,7 +87,7 @@ def _threshold_text(value: str) -> str:
     return value
 
 
-_SLUG = r"^[a-z][a-z0-9-]{1,62}$"
+_SLUG = names.SLUG
 _IDENT = r"^[a-z][a-z0-9_]{0,62}$"
 _PROVIDER = r"^[a-z][a-z0-9_-]{0,62}$"
 _NO_SPACE = r"^\S+$"

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from shipyard import names
 from shipyard.errors import NotFound
 from shipyard.storage.tables import Collection, Document, Job
 
 MAX_SCANNED_ROWS = 5_000
-COLLECTION_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+COLLECTION_NAME = names.COLLECTION_RE
 
 
 class CollectionRepository:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -104,6 +105,16 @@ class Run(Base):
     __table_args__ = (
         Index("ix_runs_tenant_created", "tenant_id", "created_at"),
         Index("ix_runs_tenant_task_status", "tenant_id", "task", "status"),
+        # Retention: old runs stay as purged rows for ever; this keeps the search for expired
+        # ones proportional to the runs still holding payloads (migration 0011).
+        Index(
+            "ix_runs_unpurged",
+            "task",
+            "tenant_id",
+            "created_at",
+            postgresql_where=text("purged_at IS NULL"),
+            sqlite_where=text("purged_at IS NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from shipyard import names
 from shipyard.access.roles import Role
 from shipyard.api.deps import ContainerDep, PrincipalDep
 from shipyard.api.routers.tasks import PROBLEM_RESPONSES
@@ -19,8 +20,8 @@ from shipyard.storage.tables import ApiKey, AuditEvent, RoleBinding, Tenant
 
 router = APIRouter(tags=["admin"])
 
-_SLUG = r"^[a-z][a-z0-9-]{1,62}$"
-_GROUP = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_SLUG = names.SLUG
+_GROUP = names.GROUP
 _ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: PROBLEM_RESPONSES[code] for code in (401, 403, 404, 413, 422, 429)
 }

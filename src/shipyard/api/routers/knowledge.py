@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from shipyard import names
 from shipyard.access.principal import Principal
 from shipyard.api.deps import ContainerDep, CredentialsDep, PrincipalDep, authenticate
 from shipyard.api.routers.tasks import PROBLEM_RESPONSES
@@ -22,7 +23,7 @@ from shipyard.storage.tables import Document
 
 router = APIRouter(tags=["knowledge"])
 
-NAME = r"^[a-z][a-z0-9-]{0,62}$"
+NAME = names.COLLECTION
 MAX_DOCUMENTS_PER_REQUEST = 200
 MAX_TEXT_CHARS = 5_000_000
 MAX_METADATA_CHARS = 16_384  # serialized JSON per document

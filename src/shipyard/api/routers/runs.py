@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
+from shipyard import names
 from shipyard.api.deps import ContainerDep, PrincipalDep
 from shipyard.api.routers.tasks import PROBLEM_RESPONSES
 from shipyard.api.schemas import IsoDatetime, RunList, RunOut, run_out
@@ -50,7 +51,7 @@ def get_run(
 def list_runs(
     principal: PrincipalDep,
     container: ContainerDep,
-    task: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9-]{1,62}$")] = None,
+    task: Annotated[str | None, Query(pattern=names.SLUG)] = None,
     status: Literal["ok", "needs_review", "failed"] | None = None,
     created_after: Annotated[IsoDatetime | None, Query(description="ISO 8601 with offset")] = None,
     created_before: Annotated[IsoDatetime | None, Query(description="ISO 8601 with offset")] = None,
