@@ -46,10 +46,41 @@ class BlobStore:
         return digest
 
     def get(self, tenant_id: str, digest: str) -> bytes:
-        return self._path(tenant_id, digest).read_bytes()
+        path = self._path(tenant_id, digest)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            # A deleter that crashed between setting the file aside and deciding may have left
+            # it there while a new document refers to it: bring it back (same bytes, same name).
+            for aside in sorted(path.parent.glob(f".{digest}.aside.*")):
+                os.replace(aside, path)
+                return path.read_bytes()
+            raise
 
     def exists(self, tenant_id: str, digest: str) -> bool:
         return self._path(tenant_id, digest).exists()
 
     def delete(self, tenant_id: str, digest: str) -> None:
         self._path(tenant_id, digest).unlink(missing_ok=True)
+
+    # Deleting a file that a concurrent upload of the same bytes may just have come to need
+    # takes three steps (storage/knowledge_repositories.py, drop_unreferenced_blobs): set it
+    # aside (an atomic rename), check the database for references again, then discard or
+    # restore it. An upload, for its part, writes the file again after its row commits if the
+    # file is gone. Whatever the interleaving, one of the two sees the other.
+    def set_aside(self, tenant_id: str, digest: str) -> Path | None:
+        """Move the file off its address; None if there was none."""
+        path = self._path(tenant_id, digest)
+        aside = path.with_name(f".{digest}.aside.{secrets.token_hex(4)}")
+        try:
+            os.replace(path, aside)
+        except FileNotFoundError:
+            return None
+        return aside
+
+    def restore(self, tenant_id: str, digest: str, aside: Path) -> None:
+        """Put a set-aside file back (over a fresh copy of the same bytes, if one was written)."""
+        os.replace(aside, self._path(tenant_id, digest))
+
+    def discard(self, aside: Path) -> None:
+        aside.unlink(missing_ok=True)

@@ -172,6 +172,11 @@ class IngestionService:
             raise Conflict(
                 "another upload of the same document is being accepted; send it again"
             ) from None
+        # A delete or purge of a document with the same bytes may have removed the file
+        # between our write and our commit; now that our rows refer to it, it stays (blobs.py).
+        for upload, result in zip(uploads, results, strict=True):
+            if result.status == "queued":
+                self._blobs.put(principal.tenant_id, upload.content)
         drop_unreferenced_blobs(self._sessions, self._blobs, principal.tenant_id, replaced)
         if queued and self.dispatch is not None:
             try:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import func, select
@@ -226,7 +227,27 @@ def pending_documents(session: Session, limit: int = 10_000) -> list[tuple[str, 
 
 
 class BlobDeleter(Protocol):
-    def delete(self, tenant_id: str, digest: str) -> None: ...
+    def set_aside(self, tenant_id: str, digest: str) -> Path | None: ...
+
+    def restore(self, tenant_id: str, digest: str, aside: Path) -> None: ...
+
+    def discard(self, aside: Path) -> None: ...
+
+
+def _referenced(
+    sessions: sessionmaker[Session], tenant_id: str, digests: Iterable[str]
+) -> set[str]:
+    """Those of ``digests`` some live document of the tenant still refers to."""
+    with sessions() as session:
+        return set(
+            session.execute(
+                select(Document.content_sha256).where(
+                    Document.tenant_id == tenant_id,
+                    Document.content_sha256.in_(list(digests)),
+                    Document.status != "purged",  # retention tombstones keep only the hash
+                )
+            ).scalars()
+        )
 
 
 def drop_unreferenced_blobs(
@@ -234,18 +255,21 @@ def drop_unreferenced_blobs(
 ) -> None:
     """Delete stored uploads that no document of the tenant refers to any more. Runs after
     the commit that dropped the reference: a crash in between leaves an orphan file, never a
-    document without its upload."""
+    document without its upload. A file is set aside before the second look at the
+    references, so an upload of the same bytes committed meanwhile keeps it (see blobs.py)."""
     if not digests:
         return
-    with sessions() as session:
-        still = set(
-            session.execute(
-                select(Document.content_sha256).where(
-                    Document.tenant_id == tenant_id,
-                    Document.content_sha256.in_(digests),
-                    Document.status != "purged",  # retention tombstones keep only the hash
-                )
-            ).scalars()
-        )
-    for digest in digests - still:
-        blobs.delete(tenant_id, digest)
+    candidates = digests - _referenced(sessions, tenant_id, digests)
+    aside = {
+        digest: moved
+        for digest in sorted(candidates)
+        if (moved := blobs.set_aside(tenant_id, digest)) is not None
+    }
+    if not aside:
+        return
+    needed = _referenced(sessions, tenant_id, aside)
+    for digest, moved in aside.items():
+        if digest in needed:
+            blobs.restore(tenant_id, digest, moved)
+        else:
+            blobs.discard(moved)
