@@ -120,7 +120,7 @@ def search(
 
 
 def test_ingest_and_search_with_provenance(client: TestClient, handbook: TenantKeys) -> None:
-    listing = client.get("/v1/collections/handbook", headers=handbook.auth("caller")).json()
+    listing = client.get("/v1/collections/handbook", headers=handbook.auth("operator")).json()
     assert listing["documents"] == {"indexed": 4}
     for mode in ("hybrid", "keyword", "dense"):
         hits = search(client, handbook.auth("caller"), "how many vacation days per year", mode=mode)
@@ -166,6 +166,15 @@ def test_restricted_documents_never_reach_callers_without_the_group(
         assert "salaries.md" not in output
     documents = client.get("/v1/collections/handbook/documents", headers=caller).json()
     assert "salaries.md" not in {d["source"] for d in documents}
+    # Counts too are of the documents the reader may see: the restricted one is not counted.
+    for url in ("/v1/collections/handbook", "/v1/collections"):
+        shown = client.get(url, headers=caller).json()
+        counted = (
+            shown if url.endswith("handbook") else next(c for c in shown if c["name"] == "handbook")
+        )
+        assert counted["documents"] == {"indexed": 3}, url
+    hr_view = client.get("/v1/collections/handbook", headers=hr_key(trained_container, handbook))
+    assert hr_view.json()["documents"] == {"indexed": 4}
     restricted_id = next(
         d["id"]
         for d in client.get(

@@ -136,8 +136,9 @@ class KnowledgeService:
         authorize(principal.roles, Operation.KNOWLEDGE_READ)
         with self._sessions() as session:
             documents = DocumentRepository(session, principal.tenant_id)
+            visible = self._visible_groups(principal)
             return [
-                CollectionView(found, documents.count_by_status(found.id))
+                CollectionView(found, documents.count_by_status(found.id, visible))
                 for found in CollectionRepository(session, principal.tenant_id).all()
             ]
 
@@ -145,7 +146,9 @@ class KnowledgeService:
         authorize(principal.roles, Operation.KNOWLEDGE_READ)
         with self._sessions() as session:
             found = CollectionRepository(session, principal.tenant_id).named(name)
-            counts = DocumentRepository(session, principal.tenant_id).count_by_status(found.id)
+            counts = DocumentRepository(session, principal.tenant_id).count_by_status(
+                found.id, self._visible_groups(principal)
+            )
             return CollectionView(found, counts)
 
     def delete_collection(self, principal: Principal, name: str) -> int:

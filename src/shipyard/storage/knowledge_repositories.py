@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from shipyard import names
@@ -165,13 +166,28 @@ class DocumentRepository:
             .all()
         )
 
-    def count_by_status(self, collection_id: str) -> dict[str, int]:
-        rows = self._session.execute(
-            select(Document.status, func.count())
-            .where(Document.tenant_id == self._tenant_id, Document.collection_id == collection_id)
-            .group_by(Document.status)
-        ).all()
-        return {str(status): int(count) for status, count in rows}
+    def count_by_status(
+        self, collection_id: str, groups: frozenset[str] | None = None
+    ) -> dict[str, int]:
+        """Documents per status; with ``groups``, only those sharing one of them (a reader
+        must not learn how many documents it cannot see). Counted per distinct group list,
+        of which a collection has few, so the rows are not read one by one."""
+        scope = (Document.tenant_id == self._tenant_id, Document.collection_id == collection_id)
+        if groups is None:
+            rows = self._session.execute(
+                select(Document.status, func.count()).where(*scope).group_by(Document.status)
+            ).all()
+            return {str(status): int(count) for status, count in rows}
+        as_text = cast(Document.groups, Text)  # PostgreSQL's json has no equality to group by
+        counts: dict[str, int] = {}
+        for status, listed, count in self._session.execute(
+            select(Document.status, as_text, func.count())
+            .where(*scope)
+            .group_by(Document.status, as_text)
+        ).all():
+            if groups.intersection(json.loads(listed)):
+                counts[str(status)] = counts.get(str(status), 0) + int(count)
+        return counts
 
     def delete(self, document: Document) -> None:
         self._session.delete(document)
