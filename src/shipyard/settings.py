@@ -229,6 +229,12 @@ class Settings(BaseSettings):
         description="Seconds between scheduled retention purges (API thread or Celery beat); "
         "0 disables the schedule",
     )
+    pending_sweep_seconds: int = Field(
+        default=600,
+        ge=0,
+        description="Celery: seconds between sweeps that re-publish documents pending for "
+        "longer than that (published while the broker was down); 0 disables the sweep",
+    )
     audit_checkpoint_interval_seconds: int = Field(
         default=3600,
         ge=0,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery import Celery
@@ -33,6 +34,7 @@ log = logging.getLogger("shipyard.jobs")
 TASK_NAME = "shipyard.ingest_document"
 RETENTION_TASK = "shipyard.retention.purge"
 CHECKPOINT_TASK = "shipyard.audit.checkpoint"
+SWEEP_TASK = "shipyard.ingest.sweep_pending"
 QUEUE = "shipyard"
 # Publishing happens inside an API request: give up quickly (the rows are committed and the
 # next worker start re-publishes them) rather than hold the request while the broker is down.
@@ -66,6 +68,7 @@ def _beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     schedule: dict[str, dict[str, Any]] = {}
     jobs = (
         ("shipyard-retention", RETENTION_TASK, settings.retention_interval_seconds, True),
+        ("shipyard-pending-sweep", SWEEP_TASK, settings.pending_sweep_seconds, True),
         (
             "shipyard-audit-checkpoint",
             CHECKPOINT_TASK,
@@ -153,6 +156,19 @@ def make_celery(settings: Settings) -> Celery:
     app.task(name=CHECKPOINT_TASK, shared=False, autoretry_for=(OperationalError,), max_retries=3)(
         sign_checkpoint
     )
+
+    def sweep_pending() -> int:
+        # A document accepted while the broker was down has no message: without this it
+        # would wait for the next worker start. A duplicate of a queued one is a no-op.
+        cutoff = datetime.now(UTC) - timedelta(seconds=settings.pending_sweep_seconds)
+        with holder.get().sessions() as session:
+            items = pending_documents(session, accepted_before=cutoff)
+        sent = publish(app, items) if items else 0
+        if items:
+            log.info("re-published stale pending documents", extra={"count": sent})
+        return sent
+
+    app.task(name=SWEEP_TASK, shared=False)(sweep_pending)
 
     def requeue_pending(sender: Any = None, **_: Any) -> None:
         if getattr(sender, "app", None) is not app:

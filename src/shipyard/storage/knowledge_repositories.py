@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -229,16 +230,17 @@ class JobRepository:
         return {str(status): int(count) for status, count in rows}
 
 
-def pending_documents(session: Session, limit: int = 10_000) -> list[tuple[str, str]]:
-    """(tenant_id, document_id) of every accepted document not yet processed, oldest first:
-    what a restarted in-process runner resumes. Platform-level on purpose (a worker serves
-    every tenant); it returns ids only."""
-    rows = session.execute(
-        select(Document.tenant_id, Document.id)
-        .where(Document.status == "pending")
-        .order_by(Document.updated_at, Document.id)
-        .limit(limit)
-    ).all()
+def pending_documents(
+    session: Session, limit: int = 10_000, accepted_before: datetime | None = None
+) -> list[tuple[str, str]]:
+    """(tenant_id, document_id) of every accepted document not yet processed, oldest first
+    (with ``accepted_before``: only those waiting since before then): what a restarted runner
+    resumes and what the sweep re-publishes. Platform-level on purpose (a worker serves every
+    tenant); it returns ids only."""
+    query = select(Document.tenant_id, Document.id).where(Document.status == "pending")
+    if accepted_before is not None:
+        query = query.where(Document.updated_at < accepted_before)
+    rows = session.execute(query.order_by(Document.updated_at, Document.id).limit(limit)).all()
     return [(tenant_id, document_id) for tenant_id, document_id in rows]
 
 
