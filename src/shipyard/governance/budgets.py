@@ -1,12 +1,16 @@
 """Spending budgets for chat-model runs (``SHIPYARD_BUDGETS``).
 
-Before a metered run, what the tenant already spent in the budget's current UTC period is
-summed from the runs table, a worst-case estimate of the run is added, and the run is refused
+Before a metered run, what the tenant already spent in the budget's current UTC period (daily
+totals written with each run) and what its runs in flight may still spend (their
+reservations) are summed, the run's own worst-case estimate is added, and the run is refused
 (429, ``budget-exceeded``) when a limit would be passed. The check happens before any provider
 is called, so a refused run costs nothing.
 
-Concurrent runs are checked independently (no reservation), so a burst can overshoot a budget
-by at most the runs in flight: budgets cap spending, they are not an accounting ledger.
+An accepted run holds its worst case as a reservation until it is stored, when its real usage
+is booked and the reservation dropped in one transaction; checks of one tenant take turns
+(storage/usage.py), so a burst of concurrent runs cannot pass a budget together. A
+reservation whose process died expires after twice the task's generation timeout plus a
+minute, giving the budget back.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from sqlalchemy.orm import Session
 from shipyard.errors import BudgetExceeded
 from shipyard.observability.metrics import Metrics
 from shipyard.settings import BudgetSettings
+from shipyard.storage import usage
 from shipyard.storage.db import SessionFactory
-from shipyard.storage.usage import usage_since
+from shipyard.storage.usage import serialize_budget_checks, usage_since
 
 CHARS_PER_TOKEN = 4  # a rough, tokenizer-free estimate that errs on neither side much
 
@@ -93,23 +98,48 @@ class BudgetGuard:
     def applicable(self, tenant_slug: str, task: str) -> list[BudgetSettings]:
         return [budget for budget in self._budgets if _matches(budget, tenant_slug, task)]
 
-    def check(self, tenant_id: str, tenant_slug: str, task: str, estimate: UsageEstimate) -> None:
-        """Raise :class:`BudgetExceeded` when any matching budget would be passed."""
+    def reserve(
+        self,
+        run_id: str,
+        tenant_id: str,
+        tenant_slug: str,
+        task: str,
+        estimate: UsageEstimate,
+        hold: timedelta,
+    ) -> None:
+        """Hold the run's worst case for ``hold`` (or until the run is stored), or raise
+        :class:`BudgetExceeded` when any matching budget would be passed (nothing held)."""
         budgets = self.applicable(tenant_slug, task)
         if not budgets:
             return
         now = self._now()
-        with self._sessions() as session:
+        with self._sessions.begin() as session:
+            serialize_budget_checks(session, tenant_id)
+            # First write of the transaction: on SQLite it takes the write lock (see usage.py).
+            usage.reserve(
+                session, run_id, tenant_id, task, estimate.cost or 0.0, estimate.tokens, now + hold
+            )
+            usage.drop_expired(session, tenant_id, now)
             for budget in budgets:
                 start, end = period_bounds(budget.period, now)
-                spent = spent_since(session, tenant_id, None if budget.task == "*" else task, start)
-                self._observe(budget, tenant_slug, spent)
-                problem = _over(budget, spent, estimate)
-                if problem is not None:
+                scope = None if budget.task == "*" else task
+                spent = spent_since(session, tenant_id, scope, start)
+                held_cost, held_tokens = usage.reserved(
+                    session, tenant_id, scope, now, excluding=run_id
+                )
+                committed = Spent(spent.cost + held_cost, spent.tokens + held_tokens)
+                self._observe(budget, tenant_slug, committed)
+                problem = _over(budget, committed, estimate)
+                if problem is not None:  # raising rolls the reservation back
                     retry_after = max(1, int((end - now).total_seconds()) + 1)
                     raise BudgetExceeded(
                         _describe(budget, tenant_slug, problem), retry_after=retry_after
                     )
+
+    def release(self, run_id: str) -> None:
+        """Give back the reservation of a run that ends without being stored."""
+        with self._sessions.begin() as session:
+            usage.release(session, run_id)
 
     def _observe(self, budget: BudgetSettings, tenant_slug: str, spent: Spent) -> None:
         labels = (tenant_slug, budget.task, budget.period)
@@ -133,12 +163,14 @@ def _over(budget: BudgetSettings, spent: Spent, estimate: UsageEstimate) -> str 
         worst = spent.cost + (estimate.cost or 0.0)
         if worst > budget.max_cost:
             return (
-                f"max_cost={budget.max_cost:.2f} would be exceeded: spent {spent.cost:.2f}, "
+                f"max_cost={budget.max_cost:.2f} would be exceeded: spent or in flight "
+                f"{spent.cost:.2f}, "
                 f"this run may cost up to {estimate.cost or 0.0:.4f}"
             )
     if budget.max_tokens is not None and spent.tokens + estimate.tokens > budget.max_tokens:
         return (
-            f"max_tokens={budget.max_tokens} would be exceeded: spent {spent.tokens} tokens, "
+            f"max_tokens={budget.max_tokens} would be exceeded: spent or in flight "
+            f"{spent.tokens} tokens, "
             f"this run may use up to {estimate.tokens}"
         )
     return None

@@ -74,9 +74,10 @@ def open_stream(
         raise InvalidInput(
             f"task {task} cannot stream: only kind generate with a single 'text' output does"
         )
-    service._check_budget(principal, task, runner, data)
+    run_id = str(uuid.uuid4())
+    service._reserve_budget(principal, spec, runner, data, run_id)
     run = Run(
-        id=str(uuid.uuid4()),
+        id=run_id,
         tenant_id=principal.tenant_id,
         key_id=principal.key_id,
         task=task,

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opentelemetry.trace import Tracer
@@ -45,7 +45,7 @@ from shipyard.spec import Project, TaskSpec, input_model
 from shipyard.storage.db import SessionFactory
 from shipyard.storage.repositories import RunFilter, RunRepository
 from shipyard.storage.tables import Run
-from shipyard.storage.usage import add_usage
+from shipyard.storage.usage import add_usage, release
 
 log = logging.getLogger("shipyard.runs")
 
@@ -148,18 +148,33 @@ class RunService:
         self._tracer = tracer
         self._budgets = budgets
 
-    def _check_budget(
-        self, principal: Principal, task: str, runner: TaskRunner, data: Mapping[str, Any]
+    def _reserve_budget(
+        self,
+        principal: Principal,
+        spec: TaskSpec,
+        runner: TaskRunner,
+        data: Mapping[str, Any],
+        run_id: str,
     ) -> None:
-        """Refuse a metered (chat-model) run before any provider is called."""
+        """Refuse a metered (chat-model) run before any provider is called, or hold its worst
+        case until it is stored (``_store`` books it and drops the hold in one transaction)."""
         budgets = self._budgets
         if (
             budgets is not None
             and isinstance(runner, Metered)
-            and budgets.applicable(principal.tenant_slug, task)
+            and budgets.applicable(principal.tenant_slug, spec.name)
         ):
             estimate = runner.estimate(data)
-            budgets.check(principal.tenant_id, principal.tenant_slug, task, estimate)
+            # Longer than any run may take (its deadline, a repair call), so only the hold of a
+            # process that died mid-run ever expires.
+            hold = timedelta(seconds=2 * spec.generation.timeout_seconds + 60)
+            budgets.reserve(
+                run_id, principal.tenant_id, principal.tenant_slug, spec.name, estimate, hold
+            )
+
+    def _release_budget(self, run_id: str) -> None:
+        if self._budgets is not None:
+            self._budgets.release(run_id)
 
     def _fail_provider(
         self, run: Run, principal: Principal, error: Exception, started: float
@@ -252,7 +267,8 @@ class RunService:
         screened = screen_input(self._pii, spec, data)
         data = screened.data
         runner = self._runtime.runner(task)
-        self._check_budget(principal, task, runner, data)
+        run_id = str(uuid.uuid4())
+        self._reserve_budget(principal, spec, runner, data, run_id)
         started = time.perf_counter()
         version = str(spec.version)
         with self._tracer.start_as_current_span(
@@ -263,7 +279,7 @@ class RunService:
             },
         ):
             run = Run(
-                id=str(uuid.uuid4()),
+                id=run_id,
                 tenant_id=principal.tenant_id,
                 key_id=principal.key_id,
                 task=task,
@@ -300,7 +316,8 @@ class RunService:
             except (ProviderError, InvalidModelOutput) as exc:
                 book_worst_case(run, runner, data, exc)
                 raise self._fail_provider(run, principal, exc, started) from exc
-            except ShipyardError:
+            except ShipyardError:  # refused before any provider call (e.g. not ready)
+                self._release_budget(run.id)
                 raise
             except Exception as exc:  # a model fault is not the caller's; keep the run
                 log.exception("model failed", extra={"task": task, "run_id": run.id})
@@ -366,6 +383,7 @@ class RunService:
                 },
             )
             RunRepository(session, principal.tenant_id).add(run)
+            release(session, run.id)  # its usage is booked below: the hold is no longer needed
             if run.cost is not None or _tokens(run) is not None:
                 add_usage(
                     session,

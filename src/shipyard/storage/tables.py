@@ -304,6 +304,22 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
+class UsageReservation(Base):
+    """The worst case of a metered run in flight, held from its budget check until the run is
+    stored (which books its real usage and deletes this row in one transaction) or until it
+    expires (a process that died mid-run): concurrent runs are checked against each other."""
+
+    __tablename__ = "usage_reservations"
+    __table_args__ = (Index("ix_usage_reservations_tenant", "tenant_id", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the run's id
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    task: Mapped[str] = mapped_column(String(64))
+    cost: Mapped[float] = mapped_column(Float, default=0.0)
+    tokens: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class UsageDay(Base):
     """Tokens and cost per tenant, task and UTC day, added to in the transaction that stores
     each run: a budget check reads at most 31 rows per task instead of summing every run."""

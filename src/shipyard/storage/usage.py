@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shipyard.storage.tables import UsageDay
+from shipyard.storage.tables import Tenant, UsageDay, UsageReservation
 
 
 def day_of(moment: datetime) -> str:
@@ -46,3 +46,68 @@ def usage_since(
         query = query.where(UsageDay.task == task)
     cost, tokens = session.execute(query).one()
     return float(cost or 0.0), int(tokens or 0)
+
+
+# -- reservations of runs in flight ---------------------------------------------------------
+def serialize_budget_checks(session: Session, tenant_id: str) -> None:
+    """Make the tenant's budget checks take turns, for the rest of the caller's transaction.
+
+    PostgreSQL: a row lock on the tenant (READ COMMITTED would let two checks each miss the
+    other's reservation). SQLite: nothing here: the reservation insert that must come first
+    in the transaction takes the database's single write lock, and a transaction that read
+    before writing could fail to upgrade instead of waiting."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
+
+
+def reserve(
+    session: Session,
+    reservation_id: str,
+    tenant_id: str,
+    task: str,
+    cost: float,
+    tokens: int,
+    expires_at: datetime,
+) -> None:
+    session.add(
+        UsageReservation(
+            id=reservation_id,
+            tenant_id=tenant_id,
+            task=task,
+            cost=cost,
+            tokens=tokens,
+            expires_at=expires_at,
+        )
+    )
+    session.flush()
+
+
+def reserved(
+    session: Session, tenant_id: str, task: str | None, now: datetime, *, excluding: str
+) -> tuple[float, int]:
+    """(cost, tokens) held by the tenant's unexpired reservations other than ``excluding``."""
+    query = select(
+        func.coalesce(func.sum(UsageReservation.cost), 0.0),
+        func.coalesce(func.sum(UsageReservation.tokens), 0),
+    ).where(
+        UsageReservation.tenant_id == tenant_id,
+        UsageReservation.expires_at > now,
+        UsageReservation.id != excluding,
+    )
+    if task is not None:
+        query = query.where(UsageReservation.task == task)
+    cost, tokens = session.execute(query).one()
+    return float(cost or 0.0), int(tokens or 0)
+
+
+def release(session: Session, reservation_id: str) -> None:
+    """Drop a run's reservation (a no-op when it had none), in the transaction that books it."""
+    session.execute(delete(UsageReservation).where(UsageReservation.id == reservation_id))
+
+
+def drop_expired(session: Session, tenant_id: str, now: datetime) -> None:
+    session.execute(
+        delete(UsageReservation).where(
+            UsageReservation.tenant_id == tenant_id, UsageReservation.expires_at <= now
+        )
+    )
