@@ -106,6 +106,14 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
+def is_idp_url(url: str) -> bool:
+    """An identity provider endpoint Shipyard will fetch: https, or http on this machine."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    loopback = parts.scheme == "http" and host in _LOOPBACK_HOSTS
+    return bool(host) and (parts.scheme == "https" or loopback)
+
+
 class OidcSettings(BaseModel):
     """Sign-in for people with bearer JWTs from an OIDC identity provider (``SHIPYARD_OIDC``,
     JSON). Roles and access groups come from role bindings, never from the token itself."""
@@ -116,6 +124,10 @@ class OidcSettings(BaseModel):
     audience: str = Field(min_length=1, description="Expected `aud` (this API's client id)")
     jwks_url: str | None = Field(default=None, description="The IdP's JWKS endpoint (https)")
     jwks_file: Path | None = Field(default=None, description="A JWKS JSON file, read at start")
+    discovery: bool = Field(
+        default=False,
+        description="Find the JWKS endpoint in {issuer}/.well-known/openid-configuration",
+    )
     algorithms: list[str] = Field(default=["RS256", "ES256"], min_length=1)
     tenant_claim: str = Field(default="tenant", min_length=1, description="Claim naming the tenant")
     tenant: str | None = Field(default=None, description="Fixed tenant slug for every token")
@@ -130,8 +142,15 @@ class OidcSettings(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> OidcSettings:
-        if (self.jwks_url is None) == (self.jwks_file is None):
-            raise ConfigError("SHIPYARD_OIDC: set exactly one of jwks_url and jwks_file")
+        sources = [self.jwks_url is not None, self.jwks_file is not None, self.discovery]
+        if sum(sources) != 1:
+            raise ConfigError(
+                "SHIPYARD_OIDC: set exactly one of jwks_url, jwks_file and discovery: true"
+            )
+        if self.discovery and not is_idp_url(self.issuer):
+            raise ConfigError(
+                "SHIPYARD_OIDC: discovery needs an https issuer (http only for localhost)"
+            )
         refused = sorted(set(self.algorithms) - ASYMMETRIC_ALGORITHMS)
         if refused:
             allowed = ", ".join(sorted(ASYMMETRIC_ALGORITHMS))
@@ -139,14 +158,10 @@ class OidcSettings(BaseModel):
                 f"SHIPYARD_OIDC: algorithm {refused[0]!r} is not accepted; use public-key "
                 f"algorithms only ({allowed})"
             )
-        if self.jwks_url is not None:
-            parts = urlsplit(self.jwks_url)
-            host = (parts.hostname or "").lower()
-            loopback = parts.scheme == "http" and host in _LOOPBACK_HOSTS
-            if not host or (parts.scheme != "https" and not loopback):
-                raise ConfigError(
-                    "SHIPYARD_OIDC: jwks_url must be an https URL (http only for localhost)"
-                )
+        if self.jwks_url is not None and not is_idp_url(self.jwks_url):
+            raise ConfigError(
+                "SHIPYARD_OIDC: jwks_url must be an https URL (http only for localhost)"
+            )
         return self
 
 

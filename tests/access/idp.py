@@ -109,17 +109,33 @@ def hmac_token(secret: bytes, header: dict[str, Any], claims: dict[str, Any]) ->
 
 
 class JwksServer:
-    """Serves ``idp.jwks()`` at ``/jwks``; ``mode`` switches to misbehaviour."""
+    """Serves ``idp.jwks()`` at ``/jwks`` and an OpenID discovery document for the issuer
+    ``{base}/realm`` (``discovery`` overrides its members); ``mode`` switches to misbehaviour."""
 
     def __init__(self, idp: Idp) -> None:
         self.idp = idp
         self.requests = 0
         self.mode = "ok"  # ok | redirect | huge | error
+        self.discovery: dict[str, Any] = {}
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 server.requests += 1
+                if self.path == "/realm/.well-known/openid-configuration":
+                    document = {
+                        "issuer": server.issuer,
+                        "jwks_uri": server.url,
+                        "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+                        **server.discovery,
+                    }
+                    body = json.dumps(document).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 if server.mode == "redirect":
                     self.send_response(302)
                     self.send_header("Location", f"{server.url}?again")
@@ -143,6 +159,7 @@ class JwksServer:
 
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._http.server_address[1]}/jwks"
+        self.issuer = f"http://127.0.0.1:{self._http.server_address[1]}/realm"
         self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
 
     def __enter__(self) -> JwksServer:

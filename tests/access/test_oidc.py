@@ -271,8 +271,8 @@ def test_an_unreachable_idp_is_refused_without_raising_anything_else() -> None:
     [
         ({"algorithms": ["HS256"]}, "'HS256' is not accepted"),
         ({"algorithms": ["RS256", "none"]}, "'none' is not accepted"),
-        ({"jwks_file": "/tmp/x.json"}, "exactly one of jwks_url and jwks_file"),
-        ({"jwks_url": None}, "exactly one of jwks_url and jwks_file"),
+        ({"jwks_file": "/tmp/x.json"}, "exactly one of jwks_url, jwks_file and discovery"),
+        ({"jwks_url": None}, "exactly one of jwks_url, jwks_file and discovery"),
         ({"jwks_url": "http://idp.example.test/jwks"}, "https"),
         ({"jwks_url": "ftp://idp.example.test/jwks"}, "https"),
     ],
@@ -321,3 +321,50 @@ def test_claims_that_could_not_be_stored_or_looked_up_are_refused(
     # Groups with control characters are dropped, not looked up.
     identity = file_verifier.verify(idp.token(groups=["ok", "bad\x00", "line\nbreak"]))
     assert identity.groups == frozenset({"ok"})
+
+
+# -- discovery ---------------------------------------------------------------------------
+
+
+def discovery_verifier(server: JwksServer) -> OidcVerifier:
+    settings = OidcSettings(issuer=server.issuer, audience=AUDIENCE, discovery=True)
+    verifier = OidcVerifier.from_settings(settings)
+    verifier.keys.clock = FakeClock()
+    return verifier
+
+
+def test_discovery_finds_the_jwks_of_the_issuer(server: JwksServer) -> None:
+    verifier = discovery_verifier(server)
+    identity = verifier.verify(server.idp.token("alice", iss=server.issuer))
+    assert identity.subject == "alice"
+    assert server.requests == 2  # the discovery document, then the JWKS it names
+    refused(verifier, server.idp.token("alice"))  # another issuer's token
+
+
+@pytest.mark.parametrize(
+    ("document", "why"),
+    [
+        ({"issuer": "https://attacker.example"}, "another issuer"),
+        ({"jwks_uri": "http://10.0.0.8/keys"}, "no https jwks_uri"),
+        ({"jwks_uri": None}, "no https jwks_uri"),
+    ],
+)
+def test_a_discovery_document_that_does_not_fit_is_not_used(
+    server: JwksServer, caplog: pytest.LogCaptureFixture, document: dict[str, Any], why: str
+) -> None:
+    server.discovery = document
+    verifier = discovery_verifier(server)
+    refused(verifier, server.idp.token("alice", iss=server.issuer))
+    assert why in caplog.text
+    assert server.requests == 1  # the keys of an unverified endpoint were never fetched
+
+
+def test_discovery_needs_an_https_issuer_and_one_key_source(idp: Idp, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="https issuer"):
+        OidcSettings(issuer="http://idp.example.com/realm", audience=AUDIENCE, discovery=True)
+    with pytest.raises(ConfigError, match="exactly one"):
+        OidcSettings(
+            issuer=ISSUER, audience=AUDIENCE, discovery=True, jwks_url="https://idp.test/k"
+        )
+    with pytest.raises(ConfigError, match="exactly one"):
+        OidcSettings(issuer=ISSUER, audience=AUDIENCE)

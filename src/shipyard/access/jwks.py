@@ -1,4 +1,5 @@
-"""The identity provider's public signing keys (a JWKS), from a file or a URL.
+"""The identity provider's public signing keys (a JWKS), from a file, a URL, or the URL the
+issuer's OpenID discovery document names.
 
 A URL is fetched with a timeout, without following redirects and with a size cap, then cached
 for a TTL. A token naming an unknown ``kid`` triggers one early refetch (the IdP rotated its
@@ -21,6 +22,8 @@ from typing import Any
 import httpx
 from jwt import PyJWK
 from jwt.exceptions import PyJWTError
+
+from shipyard.settings import is_idp_url
 
 log = logging.getLogger("shipyard.access.jwks")
 
@@ -84,25 +87,60 @@ def load_jwks_file(path: Path) -> tuple[SigningKey, ...]:
         raise JwksError(f"cannot read JWKS file {path}: {exc.strerror}") from None
 
 
+def _get(url: str, what: str, *, timeout: float, max_bytes: int) -> bytes:
+    try:
+        with (
+            httpx.Client(timeout=timeout, follow_redirects=False) as client,
+            client.stream("GET", url, headers={"Accept": "application/json"}) as response,
+        ):
+            if response.status_code != 200:
+                raise JwksError(f"{what} answered HTTP {response.status_code}")
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > max_bytes:
+                    raise JwksError(f"{what} larger than {max_bytes} bytes")
+            return bytes(body)
+    except httpx.HTTPError as exc:
+        raise JwksError(f"{what} unreachable ({type(exc).__name__})") from None
+
+
 def http_fetcher(url: str, *, timeout: float, max_bytes: int) -> Callable[[], bytes]:
     """A function that GETs ``url`` once: no redirects, ``timeout`` seconds, ``max_bytes``."""
 
     def fetch() -> bytes:
-        try:
-            with (
-                httpx.Client(timeout=timeout, follow_redirects=False) as client,
-                client.stream("GET", url, headers={"Accept": "application/json"}) as response,
-            ):
-                if response.status_code != 200:
-                    raise JwksError(f"JWKS endpoint answered HTTP {response.status_code}")
-                body = bytearray()
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > max_bytes:
-                        raise JwksError(f"JWKS larger than {max_bytes} bytes")
-                return bytes(body)
-        except httpx.HTTPError as exc:
-            raise JwksError(f"JWKS endpoint unreachable ({type(exc).__name__})") from None
+        return _get(url, "JWKS endpoint", timeout=timeout, max_bytes=max_bytes)
+
+    return fetch
+
+
+def jwks_uri_of(document: bytes, issuer: str) -> str:
+    """The ``jwks_uri`` of an OpenID provider configuration, which must name ``issuer``
+    exactly (OpenID Connect Discovery 1.0, section 4.3: no mix-up with another issuer's keys)
+    and point at https (or http on this machine)."""
+    try:
+        data = json.loads(document)
+    except (ValueError, UnicodeDecodeError):
+        raise JwksError("discovery document is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise JwksError("discovery document is not a JSON object")
+    if data.get("issuer") != issuer:
+        raise JwksError("discovery document names another issuer")
+    uri = data.get("jwks_uri")
+    if not isinstance(uri, str) or not is_idp_url(uri):
+        raise JwksError("discovery document has no https jwks_uri")
+    return uri
+
+
+def discovery_fetcher(issuer: str, *, timeout: float, max_bytes: int) -> Callable[[], bytes]:
+    """Like :func:`http_fetcher`, for the JWKS the issuer's discovery document points at. The
+    document is read again on each fetch, so a moved JWKS endpoint is followed."""
+    configuration = issuer.rstrip("/") + "/.well-known/openid-configuration"
+
+    def fetch() -> bytes:
+        document = _get(configuration, "discovery endpoint", timeout=timeout, max_bytes=max_bytes)
+        uri = jwks_uri_of(document, issuer)
+        return _get(uri, "JWKS endpoint", timeout=timeout, max_bytes=max_bytes)
 
     return fetch
 

@@ -15,7 +15,14 @@ from typing import Any
 import jwt
 from jwt import exceptions as jwt_errors
 
-from shipyard.access.jwks import JwksError, KeySet, SigningKey, http_fetcher, load_jwks_file
+from shipyard.access.jwks import (
+    JwksError,
+    KeySet,
+    SigningKey,
+    discovery_fetcher,
+    http_fetcher,
+    load_jwks_file,
+)
 from shipyard.errors import ConfigError, Unauthenticated
 from shipyard.settings import ASYMMETRIC_ALGORITHMS, OidcSettings
 
@@ -102,12 +109,11 @@ class OidcVerifier:
             except JwksError as exc:
                 raise ConfigError(f"SHIPYARD_OIDC jwks_file: {exc}") from None
         else:
-            assert settings.jwks_url is not None
-            fetch = http_fetcher(
-                settings.jwks_url,
-                timeout=settings.jwks_timeout_seconds,
-                max_bytes=settings.jwks_max_bytes,
-            )
+            timeout, max_bytes = settings.jwks_timeout_seconds, settings.jwks_max_bytes
+            if settings.jwks_url is not None:
+                fetch = http_fetcher(settings.jwks_url, timeout=timeout, max_bytes=max_bytes)
+            else:
+                fetch = discovery_fetcher(settings.issuer, timeout=timeout, max_bytes=max_bytes)
             keys = KeySet(
                 fetch=fetch,
                 ttl=settings.jwks_cache_seconds,
