@@ -30,12 +30,13 @@ from hypothesis import HealthCheck, settings
 from schemathesis import Case, CheckContext, Response
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from shipyard.access.roles import Role
 from shipyard.api.app import create_app
 from shipyard.bootstrap import Container, build
 from shipyard.errors import Unauthenticated
 from shipyard.settings import Settings
 from tests.api.fuzz_report import FuzzTally
-from tests.conftest import new_tenant, write_tiny_project
+from tests.conftest import make_container, new_tenant, write_tiny_project
 
 EXAMPLES = int(os.environ.get("SHIPYARD_FUZZ_EXAMPLES", "20"))
 # Each accepted upload queues an indexing job (embedding work on the shared 2-core runner):
@@ -276,6 +277,54 @@ def test_api_workflows(
         )
     except (Exception, BaseExceptionGroup):  # FailureGroup is a BaseExceptionGroup
         fuzz_tally.fail(backend, "stateful workflows")
+        raise
+
+
+# -- tenant management, as a platform admin ---------------------------------------------------
+# With the tenant-admin key above, /v1/tenants only ever answers 403. Here a platform-admin key
+# fuzzes it for real, in a database of its own: a generated PATCH may disable any tenant it
+# names, and the session's tenants must not be among them.
+PLATFORM_APP = AppUnderTest()
+TENANT_PATHS = {
+    path: item for path, item in DOCUMENT["paths"].items() if path.startswith("/v1/tenants")
+}
+PLATFORM_SCHEMA = schemathesis.openapi.from_dict({**DOCUMENT, "paths": TENANT_PATHS}, config=CONFIG)
+PLATFORM_SCHEMA.app = PLATFORM_APP
+
+
+@pytest.fixture(scope="module")
+def platform_key(
+    backend: str, fresh_database: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Any:
+    container = make_container(
+        write_tiny_project(tmp_path_factory.mktemp("platform") / "project"),
+        tmp_path_factory.mktemp("platform-state"),
+        fresh_database(backend),
+    )
+    _key, token = container.access.create_key(
+        "default",
+        name="platform-fuzz",
+        roles=frozenset({Role.ADMIN, Role.PLATFORM_ADMIN}),
+        expires_at=None,
+        actor="tests",
+    )
+    PLATFORM_APP.app = create_app(container, load_models=False, run_jobs=False)
+    yield {"Authorization": f"Bearer {token}"}
+    container.close()
+
+
+@pytest.mark.fuzz
+@PLATFORM_SCHEMA.parametrize()
+@FUZZ_SETTINGS
+def test_tenant_management_conforms_to_its_schema(
+    case: Case, platform_key: dict[str, str], fuzz_tally: FuzzTally, backend: str
+) -> None:
+    label = f"{case.operation.label} (platform-admin)"
+    fuzz_tally.count(backend, label)
+    try:
+        case.call_and_validate(headers=platform_key, **CHECKS)
+    except (Exception, BaseExceptionGroup):  # FailureGroup is a BaseExceptionGroup
+        fuzz_tally.fail(backend, label)
         raise
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from shipyard.access.roles import Role
 from tests.conftest import TenantKeys
 
 GARBAGE_KEY = {"Authorization": "Bearer garbage"}
@@ -157,3 +158,59 @@ def test_an_upload_needs_at_least_one_file(
         headers=tenant.auth("operator"),
     )
     assert response.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        (
+            "POST",
+            "/v1/keys",
+            {"name": "k", "roles": ["caller"], "expires_in_days": "5"},
+            "expires_in_days",
+        ),
+        (
+            "POST",
+            "/v1/keys",
+            {"name": "k", "roles": ["caller"], "expires_in_days": True},
+            "expires_in_days",
+        ),
+        (
+            "POST",
+            "/v1/collections",
+            {"name": "strict-types", "retention_days": 7.0},
+            "retention_days",
+        ),
+        ("POST", "/v1/collections/none/search", {"query": "x", "k": "5"}, "k"),
+    ],
+)
+def test_numbers_and_booleans_are_not_coerced_from_other_types(
+    client: TestClient, tenant: TenantKeys, method: str, path: str, body: dict[str, Any], field: str
+) -> None:
+    # Found (platform-admin fuzzing of /v1/tenants): PATCH {"disabled": 0} was accepted as
+    # false; pydantic's lax mode also took "5", 7.0 and true for integers.
+    response = client.request(method, path, json=body, headers=tenant.auth("admin"))
+    assert response.status_code == 422, response.text
+    assert field in [error["field"] for error in response.json()["errors"]]
+
+
+def test_a_tenant_is_not_disabled_by_a_zero(trained_container: Any, client: TestClient) -> None:
+    _key, token = trained_container.access.create_key(
+        "default",
+        name="platform-regression",
+        roles=frozenset({Role.PLATFORM_ADMIN}),
+        expires_at=None,
+        actor="tests",
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+    created = client.post("/v1/tenants", json={"slug": "strict-bool"}, headers=headers)
+    assert created.status_code == 201, created.text
+    for value in (0, 1, "true", []):
+        response = client.patch(
+            "/v1/tenants/strict-bool", json={"disabled": value}, headers=headers
+        )
+        assert response.status_code == 422, (value, response.text)
+        assert response.json()["errors"][0]["field"] == "disabled"
+    assert client.patch("/v1/tenants/strict-bool", json={"disabled": True}, headers=headers).json()[
+        "disabled_at"
+    ]

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from shipyard import names
 from shipyard.access.roles import Role
@@ -57,7 +57,7 @@ class TenantCreate(_Body):
 
 class TenantUpdate(_Body):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    disabled: bool | None = Field(
+    disabled: StrictBool | None = Field(
         default=None, description="A disabled tenant's keys and sign-ins are refused"
     )
 
@@ -74,19 +74,19 @@ class KeyCreate(_Body):
     name: str = Field(min_length=1, max_length=200, description="What the key is for")
     roles: list[Role] = Field(min_length=1, max_length=len(Role))
     groups: list[Annotated[str, Field(pattern=_GROUP)]] = Field(default=[], max_length=100)
-    expires_in_days: int | None = Field(
+    expires_in_days: StrictInt | None = Field(
         default=None, ge=1, le=3650, description="Lifetime; omit for a key that does not expire"
     )
 
 
 class KeyRotate(_Body):
-    overlap_seconds: int = Field(
+    overlap_seconds: StrictInt = Field(
         default=86_400,
         ge=0,
         le=30 * 86_400,
         description="How long the old key keeps working (0 revokes it at once)",
     )
-    expires_in_days: int | None = Field(
+    expires_in_days: StrictInt | None = Field(
         default=None, ge=1, le=3650, description="New key's lifetime; default the old one's"
     )
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -37,12 +37,12 @@ class CollectionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=NAME, description="Lowercase letters, digits and '-'")
     description: str = Field(default="", max_length=2000)
-    retention_days: int | None = Field(default=None, ge=1, le=36_500, description=RETENTION)
+    retention_days: StrictInt | None = Field(default=None, ge=1, le=36_500, description=RETENTION)
 
 
 class CollectionPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    retention_days: int | None = Field(ge=1, le=36_500, description=RETENTION)
+    retention_days: StrictInt | None = Field(ge=1, le=36_500, description=RETENTION)
 
 
 class CollectionOut(BaseModel):
@@ -51,7 +51,7 @@ class CollectionOut(BaseModel):
     description: str
     documents: dict[str, int] = Field(description="Documents by status")
     created_at: datetime
-    retention_days: int | None = Field(default=None, description=RETENTION)
+    retention_days: StrictInt | None = Field(default=None, description=RETENTION)
 
 
 class TextDocumentIn(BaseModel):
@@ -122,7 +122,7 @@ class DocumentPatch(BaseModel):
 class SearchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     query: str = Field(min_length=1, max_length=2000)
-    k: int = Field(default=5, ge=1, le=50)
+    k: StrictInt = Field(default=5, ge=1, le=50)
     mode: Literal["hybrid", "keyword", "dense"] = "hybrid"
 
 
