@@ -256,6 +256,11 @@ class Settings(BaseSettings):
         description="Seconds between scheduled signed checkpoints of the audit chain head (API "
         "thread or Celery beat), when audit_signing_key is set; 0 disables the schedule",
     )
+    public_api_docs: bool = Field(
+        default=True,
+        description="Serve /openapi.json, /docs and /redoc to anyone; false: /openapi.json "
+        "needs an API key (or token) and the HTML docs are off",
+    )
     log_level: str = "INFO"
     log_json: bool = True
     otel_exporter: Literal["none", "console", "otlp"] = "none"

@@ -55,11 +55,16 @@ def create_app(container: Container, *, load_models: bool = True, run_jobs: bool
             if runner is not None:
                 runner.stop()
 
+    public_docs = container.settings.public_api_docs
     app = FastAPI(
         title=f"Shipyard: {project.config.name}",
         version=__version__,
         description=project.config.description or "Task endpoints served by Shipyard.",
         lifespan=lifespan,
+        # Private docs: the document names every task and its fields; only callers see it.
+        openapi_url="/openapi.json" if public_docs else None,
+        docs_url="/docs" if public_docs else None,
+        redoc_url="/redoc" if public_docs else None,
     )
     app.state.container = container
     app.state.metrics = container.metrics
@@ -70,6 +75,8 @@ def create_app(container: Container, *, load_models: bool = True, run_jobs: bool
     app.include_router(evaluations.router)
     app.include_router(knowledge.router)
     app.include_router(admin.router)
+    if not public_docs:
+        app.include_router(health.private_openapi_router())
     app.add_middleware(
         RequestMiddleware,
         max_body=container.settings.max_request_bytes,

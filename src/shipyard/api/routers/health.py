@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from shipyard.api.deps import ContainerDep
+from shipyard.access.roles import Operation, authorize
+from shipyard.api.deps import ContainerDep, PrincipalDep
 from shipyard.storage import migrate
 
 router = APIRouter(tags=["operations"])
@@ -58,3 +59,15 @@ def readyz(container: ContainerDep) -> JSONResponse:
 )
 def metrics(container: ContainerDep) -> Response:
     return Response(generate_latest(container.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def private_openapi_router() -> APIRouter:
+    """``GET /openapi.json`` for callers with a key (``SHIPYARD_PUBLIC_API_DOCS=false``)."""
+    private = APIRouter(tags=["operations"])
+
+    @private.get("/openapi.json", include_in_schema=False)
+    def openapi(request: Request, principal: PrincipalDep) -> JSONResponse:
+        authorize(principal.roles, Operation.TASK_READ)
+        return JSONResponse(request.app.openapi())
+
+    return private
