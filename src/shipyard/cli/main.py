@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from shipyard.access.roles import Role
 from shipyard.cli import audit_cmd, bindings_cmd, eval_cmd, keys_cmd, knowledge_cmd, worker_cmd
 from shipyard.cli.common import (
     ProjectOption,
@@ -79,19 +78,9 @@ def serve(
                         f"[red]not serving {task}:[/red] {escape(str(exc))}", highlight=False
                     )
         tenant = container.project.config.default_tenant
-        if not any(
-            {Role.ADMIN.value, Role.PLATFORM_ADMIN.value} & set(key.roles)
-            and key.revoked_at is None
-            for key in container.access.keys(tenant)
-        ):
-            _key, token = container.access.create_key(
-                tenant,
-                name="bootstrap-admin",
-                # The installation's first key: it may also create and disable tenants.
-                roles=frozenset({Role.ADMIN, Role.PLATFORM_ADMIN}),
-                expires_at=None,
-                actor="cli",
-            )
+        # The installation's first key: it may also create and disable tenants.
+        token = container.access.ensure_admin_key(tenant, name="bootstrap-admin", actor="cli")
+        if token is not None:
             console.print(f"Admin API key for tenant [bold]{tenant}[/bold] (shown once, store it):")
             console.print(token, highlight=False, soft_wrap=True)
     configure_logging(settings.log_level, json_format=settings.log_json)

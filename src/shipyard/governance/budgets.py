@@ -8,7 +8,7 @@ is called, so a refused run costs nothing.
 
 An accepted run holds its worst case as a reservation until it is stored, when its real usage
 is booked and the reservation dropped in one transaction; checks of one tenant take turns
-(storage/usage.py), so a burst of concurrent runs cannot pass a budget together. A
+(a lock on the tenant row), so a burst of concurrent runs cannot pass a budget together. A
 reservation whose process died expires after twice the task's generation timeout plus a
 minute, giving the budget back.
 """
@@ -27,7 +27,8 @@ from shipyard.observability.metrics import Metrics
 from shipyard.settings import BudgetSettings
 from shipyard.storage import usage
 from shipyard.storage.db import SessionFactory
-from shipyard.storage.usage import serialize_budget_checks, usage_since
+from shipyard.storage.repositories import TenantRepository
+from shipyard.storage.usage import usage_since
 
 CHARS_PER_TOKEN = 4  # a rough, tokenizer-free estimate that errs on neither side much
 
@@ -114,8 +115,8 @@ class BudgetGuard:
             return
         now = self._now()
         with self._sessions.begin() as session:
-            serialize_budget_checks(session, tenant_id)
-            # First write of the transaction: on SQLite it takes the write lock (see usage.py).
+            # One check of the tenant at a time: each sees the holds of those before it.
+            TenantRepository(session).lock(tenant_id)
             usage.reserve(
                 session, run_id, tenant_id, task, estimate.cost or 0.0, estimate.tokens, now + hold
             )

@@ -137,6 +137,33 @@ class AccessService:
                 actor=actor,
             )
 
+    def ensure_admin_key(self, tenant_slug: str, *, name: str, actor: str) -> str | None:
+        """A first admin key (admin + platform-admin) for the tenant, unless it has an active
+        admin key already; the token, or None. Checked and created under the tenant's lock, so
+        two ``serve`` processes starting together on a new database print one key, not two."""
+        with self._sessions.begin() as session:
+            tenant = TenantRepository(session).by_slug(tenant_slug)
+            if tenant is None:
+                raise NotFound(f"no tenant {tenant_slug!r}")
+            TenantRepository(session).lock(tenant.id)
+            admins = {Role.ADMIN.value, Role.PLATFORM_ADMIN.value}
+            if any(
+                admins & set(key.roles) and key.revoked_at is None
+                for key in KeyRepository(session).for_tenant(tenant.id)
+            ):
+                return None
+            _key, token = mint_key(
+                session,
+                self._secret,
+                tenant,
+                name=name,
+                roles=frozenset({Role.ADMIN, Role.PLATFORM_ADMIN}),
+                groups=frozenset(),
+                expires_at=None,
+                actor=actor,
+            )
+            return token
+
     def keys(self, tenant_slug: str | None = None) -> Sequence[ApiKey]:
         with self._sessions() as session:
             tenant_id = None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from shipyard.storage.tables import ApiKey, AuditEvent, Evaluation, ModelArtifact, Run, Tenant
@@ -31,6 +31,13 @@ class TenantRepository:
 
     def add(self, tenant: Tenant) -> None:
         self._session.add(tenant)
+
+    def lock(self, tenant_id: str) -> None:
+        """Hold the tenant row until the caller's transaction ends, so that a check-then-write
+        about the tenant (its budget, its first key) runs one at a time. A no-op UPDATE: the row
+        lock on PostgreSQL, the database's write lock on SQLite (whose reads so far held no
+        snapshot, so what follows sees every committed write)."""
+        self._session.execute(update(Tenant).where(Tenant.id == tenant_id).values(slug=Tenant.slug))
 
     def all(self) -> Sequence[Tenant]:
         return self._session.execute(select(Tenant).order_by(Tenant.slug)).scalars().all()

@@ -8,7 +8,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shipyard.storage.tables import Tenant, UsageDay, UsageReservation
+from shipyard.storage.tables import UsageDay, UsageReservation
 
 
 def day_of(moment: datetime) -> str:
@@ -49,17 +49,6 @@ def usage_since(
 
 
 # -- reservations of runs in flight ---------------------------------------------------------
-def serialize_budget_checks(session: Session, tenant_id: str) -> None:
-    """Make the tenant's budget checks take turns, for the rest of the caller's transaction.
-
-    PostgreSQL: a row lock on the tenant (READ COMMITTED would let two checks each miss the
-    other's reservation). SQLite: nothing here: the reservation insert that must come first
-    in the transaction takes the database's single write lock, and a transaction that read
-    before writing could fail to upgrade instead of waiting."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
-
-
 def reserve(
     session: Session,
     reservation_id: str,
