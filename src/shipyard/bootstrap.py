@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from shipyard.access.oidc import OidcVerifier
 from shipyard.errors import ConfigError
 from shipyard.governance.budgets import BudgetGuard
+from shipyard.governance.checkpoints import load_private_key
 from shipyard.governance.pii import PiiScreen
 from shipyard.governance.ratelimit import RateGuard, make_limiter
 from shipyard.kinds.answer import AnswerKind
@@ -264,4 +265,8 @@ class Container:
 
 
 def build(settings: Settings) -> Container:
+    if settings.audit_signing_key is not None:
+        # Every entry point (API, CLI, worker, beat) stops on a key that does not load, rather
+        # than the first scheduled checkpoint failing where nobody looks.
+        load_private_key(settings.audit_signing_key.get_secret_value())
     return Container(settings)

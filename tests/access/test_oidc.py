@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from shipyard.access.jwks import KeySet, http_fetcher, parse_jwks
+from shipyard.access.jwks import JwksError, KeySet, http_fetcher, jwks_uri_of, parse_jwks
 from shipyard.access.oidc import Identity, OidcVerifier
 from shipyard.errors import ConfigError, Unauthenticated
 from shipyard.settings import OidcSettings, Settings
@@ -368,3 +368,16 @@ def test_discovery_needs_an_https_issuer_and_one_key_source(idp: Idp, tmp_path: 
         )
     with pytest.raises(ConfigError, match="exactly one"):
         OidcSettings(issuer=ISSUER, audience=AUDIENCE)
+
+
+def test_a_remote_issuer_cannot_point_key_fetches_at_this_machine() -> None:
+    remote = "https://idp.example.test/realm"
+    for uri in ("http://localhost:9000/keys", "http://127.0.0.1/keys", "ftp://idp.test/k"):
+        document = json.dumps({"issuer": remote, "jwks_uri": uri}).encode()
+        with pytest.raises(JwksError, match="https jwks_uri"):
+            jwks_uri_of(document, remote)
+    fine = json.dumps({"issuer": remote, "jwks_uri": "https://keys.example.test/jwks"}).encode()
+    assert jwks_uri_of(fine, remote) == "https://keys.example.test/jwks"
+    local = "http://127.0.0.1:8080/realm"  # a test IdP on this machine may serve http keys
+    nearby = json.dumps({"issuer": local, "jwks_uri": "http://127.0.0.1:8080/keys"}).encode()
+    assert jwks_uri_of(nearby, local) == "http://127.0.0.1:8080/keys"

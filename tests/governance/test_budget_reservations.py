@@ -14,6 +14,7 @@ import pytest
 
 from shipyard.bootstrap import Container
 from shipyard.errors import BudgetExceeded
+from shipyard.governance import budgets as budgets_module
 from shipyard.governance.budgets import BudgetGuard, UsageEstimate
 from shipyard.settings import BudgetSettings
 from shipyard.storage.usage import add_usage, release, reserved
@@ -121,3 +122,40 @@ def test_another_tenant_or_task_is_not_held_back(container: Container) -> None:
         guard.reserve(str(uuid.uuid4()), tenant_id, slug, TASK, RUN, HOLD)
     guard.reserve(str(uuid.uuid4()), other_id, other_slug, TASK, RUN, HOLD)
     guard.reserve(str(uuid.uuid4()), tenant_id, slug, "another-task", RUN, HOLD)  # no budget
+
+
+def test_a_run_stored_during_a_check_is_never_missed(
+    container: Container, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    # On PostgreSQL storing a run does not wait for the check's lock: whichever of the check's
+    # two reads (holds, usage) comes first, a run stored right after it must still be counted.
+    if backend == "sqlite":
+        pytest.skip("SQLite's single write lock makes the store wait for the check to end")
+    tenant_id, slug = _tenant(container)
+    guard = _guard(container)
+    held = [str(uuid.uuid4()) for _ in range(10)]
+    for run_id in held:
+        guard.reserve(run_id, tenant_id, slug, TASK, RUN, HOLD)
+    stored: list[str] = []
+
+    def store_one_run() -> None:
+        if stored:
+            return
+        stored.append(held[0])
+        with container.sessions.begin() as session:  # another transaction, committed now
+            release(session, held[0])
+            add_usage(session, tenant_id, TASK, datetime.now(UTC), 0.01, 100)
+
+    def after(function: Callable[..., object]) -> Callable[..., object]:
+        def wrapped(*args: object, **kwargs: object) -> object:
+            result = function(*args, **kwargs)
+            store_one_run()
+            return result
+
+        return wrapped
+
+    monkeypatch.setattr(budgets_module.usage, "reserved", after(budgets_module.usage.reserved))
+    monkeypatch.setattr(budgets_module, "spent_since", after(budgets_module.spent_since))
+    with pytest.raises(BudgetExceeded):  # 10 x 100 held or spent: no room for an 11th
+        guard.reserve(str(uuid.uuid4()), tenant_id, slug, TASK, RUN, HOLD)
+    assert stored == [held[0]]

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
 from shipyard.api.app import create_app
 from shipyard.governance.budgets import period_bounds
+from shipyard.storage.tables import Run, UsageReservation
 from tests.conftest import new_tenant
 from tests.llm_project import llm_container, write_generate_project
 from tests.providers.llm.conftest import llama_url  # noqa: F401  # fixture
@@ -101,3 +103,27 @@ def test_a_cost_budget_fails_closed_for_an_unpriced_model() -> None:
     assert reason is not None
     assert "no price configured" in reason
     assert _over(budget, Spent(0.0, 0), UsageEstimate(tokens=10, cost=0.01)) is None
+
+
+@pytest.mark.llm
+def test_a_stream_closed_before_it_started_gives_its_hold_back(
+    served: FaultProxy, tmp_path: Path
+) -> None:
+    budget = {"tenant": "*", "task": "draft-reply", "period": "day", "max_tokens": 100_000}
+    with client_with(served, tmp_path, [budget]) as client:
+        container = client.app.state.container  # type: ignore[attr-defined]
+        keys = new_tenant(container)
+        principal = container.access.authenticate(keys.tokens["caller"])
+
+        def holds() -> int:
+            with container.sessions() as session:
+                return int(session.scalar(select(func.count()).select_from(UsageReservation)))
+
+        stream = container.runs.stream(principal, "draft-reply", {"text": "Where is my order?"})
+        assert holds() == 1  # checked and held before the first byte
+        stream.close()  # the client went away before the response started
+        assert holds() == 0
+        assert served.count == 0  # nothing was sent to the model
+        finished = container.runs.stream(principal, "draft-reply", {"text": "Hello"})
+        assert isinstance(list(finished)[-1], Run)  # stored: usage booked, hold dropped
+        assert holds() == 0

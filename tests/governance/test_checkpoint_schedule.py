@@ -4,6 +4,8 @@ beat, with a signing key that must load at start-up."""
 from __future__ import annotations
 
 import base64
+import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,11 +14,12 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from shipyard.api.app import create_app
-from shipyard.bootstrap import Container
+from shipyard.bootstrap import Container, build
 from shipyard.errors import ConfigError
 from shipyard.jobs.audit_checkpoints import make_checkpoint_scheduler
 from shipyard.jobs.periodic import PeriodicJob
 from shipyard.settings import Settings
+from tests.cli.conftest import invoke
 from tests.governance.test_audit_checkpoints import KEY, add_keys, chain  # noqa: F401
 
 RAW_KEY = base64.b64encode(
@@ -100,3 +103,39 @@ def test_celery_beat_schedules_checkpoints_when_a_key_is_set(tmp_path: Path) -> 
         assert (entry["task"], entry["schedule"]) == (CHECKPOINT_TASK, 900.0)
     finally:
         app.close()
+
+
+def test_a_bad_signing_key_stops_every_entry_point(
+    tiny_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not only the API with its in-process schedule: Celery workers and the CLI build the same
+    # container, so a key that would make every scheduled checkpoint fail stops them too.
+    with pytest.raises(ConfigError, match="audit signing key") as caught:
+        build(Settings(project_dir=tiny_project, data_dir=tmp_path, audit_signing_key="c2VjcmV0"))
+    assert "c2VjcmV0" not in str(caught.value)
+    monkeypatch.setenv("SHIPYARD_AUDIT_SIGNING_KEY", "not a key")
+    monkeypatch.setenv("SHIPYARD_SECRET_KEY", "test-secret-key-" + "x" * 32)
+    project = tmp_path / "project"
+    shutil.copytree(tiny_project, project)
+    code, output = invoke(project, "audit", "verify")
+    assert code == 2, output
+    assert "audit signing key" in output
+    assert "not a key" not in output
+
+
+def test_processes_on_the_same_schedule_sign_a_head_once(chain: Container) -> None:  # noqa: F811
+    start = threading.Barrier(6)
+    signed: list[object] = []
+
+    def tick() -> None:
+        start.wait()
+        signed.append(chain.audit.checkpoint_if_moved(KEY))
+
+    threads = [threading.Thread(target=tick) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(signed) == 6
+    assert len([cp for cp in signed if cp is not None]) == 1
+    assert len(chain.audit.checkpoints()) == 1

@@ -47,6 +47,7 @@ def test_the_sweep_republishes_only_documents_pending_for_long(
         pending_sweep_seconds=600,
     )
     app = make_celery(settings)
+    app.control.purge()  # the in-memory broker lives as long as the process: start empty
     try:
         entry = app.conf.beat_schedule["shipyard-pending-sweep"]
         assert (entry["task"], entry["schedule"]) == (SWEEP_TASK, 600.0)
@@ -64,6 +65,9 @@ def test_the_sweep_republishes_only_documents_pending_for_long(
                 message.ack()
             queue.close()
         assert sorted(published) == sorted(stale)  # the fresh one is still on its way
+        # While messages wait in the queue, workers are behind, not stranded: no duplicates.
+        assert app.tasks[SWEEP_TASK].run() == 3
+        assert app.tasks[SWEEP_TASK].run() == 0
     finally:
         app.close()
     off = make_celery(settings.model_copy(update={"pending_sweep_seconds": 0}))

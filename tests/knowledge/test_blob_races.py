@@ -129,6 +129,12 @@ def test_a_file_left_aside_by_a_crashed_delete_is_found_again(tmp_path: Path) ->
     assert not store.exists(tenant, digest)
     assert store.get(tenant, digest) == TEXT
     assert store.exists(tenant, digest)
+    # A live deleter whose set-aside file a reader took back restores without failing.
+    aside = store.set_aside(tenant, digest)
+    assert aside is not None
+    assert store.get(tenant, digest) == TEXT
+    store.restore(tenant, digest, aside)
+    assert store.exists(tenant, digest)
     assert store.set_aside(tenant, "0" * 64) is None  # nothing there: nothing to set aside
     with pytest.raises(FileNotFoundError):
         store.get(tenant, "0" * 64)

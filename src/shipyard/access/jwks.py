@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from jwt import PyJWK
@@ -127,7 +128,14 @@ def jwks_uri_of(document: bytes, issuer: str) -> str:
     if data.get("issuer") != issuer:
         raise JwksError("discovery document names another issuer")
     uri = data.get("jwks_uri")
-    if not isinstance(uri, str) or not is_idp_url(uri):
+    # Plain http on this machine only for an issuer that is itself on this machine: a remote
+    # issuer's document must not point key fetches at local services.
+    local_issuer = urlsplit(issuer).scheme == "http"
+    if (
+        not isinstance(uri, str)
+        or not is_idp_url(uri)
+        or (urlsplit(uri).scheme != "https" and not local_issuer)
+    ):
         raise JwksError("discovery document has no https jwks_uri")
     return uri
 

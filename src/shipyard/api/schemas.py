@@ -94,3 +94,16 @@ def _not_a_number(value: Any) -> Any:
 
 IsoDatetime = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
 """An ISO 8601 date-time with a UTC offset, as documented (``format: date-time``)."""
+
+
+def _json_number(value: Any) -> Any:
+    # Pydantic's lax mode reads "5" and true as integers; JSON Schema's integer is a number
+    # without a fraction (7.0 included, which pydantic then takes), never a string or a bool.
+    if isinstance(value, str | bool):
+        raise ValueError("expected a JSON integer")
+    return value
+
+
+JSON_INTEGER = BeforeValidator(_json_number)
+"""For a request body's integer: ``Annotated[int, Field(ge=1, le=50), JSON_INTEGER]`` (bounds
+before the validator, or they fall out of the JSON Schema). StrictInt would refuse 7.0."""

@@ -124,10 +124,13 @@ class BudgetGuard:
             for budget in budgets:
                 start, end = period_bounds(budget.period, now)
                 scope = None if budget.task == "*" else task
-                spent = spent_since(session, tenant_id, scope, start)
+                # Holds first, then usage: a run stored between the two reads (storing does
+                # not wait for this lock, and each read sees its own snapshot) is then counted
+                # twice, erring on the safe side, instead of in neither.
                 held_cost, held_tokens = usage.reserved(
                     session, tenant_id, scope, now, excluding=run_id
                 )
+                spent = spent_since(session, tenant_id, scope, start)
                 committed = Spent(spent.cost + held_cost, spent.tokens + held_tokens)
                 self._observe(budget, tenant_slug, committed)
                 problem = _over(budget, committed, estimate)

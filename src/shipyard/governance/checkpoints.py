@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from shipyard.errors import ConfigError
@@ -139,7 +139,11 @@ def sign_head(session: Session, private_key: Ed25519PrivateKey) -> Checkpoint:
 
 
 def head_is_signed(session: Session, public_key: Ed25519PublicKey) -> bool:
-    """Whether the newest checkpoint of this key already signs the current head."""
+    """Whether the newest checkpoint of this key already signs the current head. Takes the
+    head's lock first (a no-op UPDATE, held to the end of the caller's transaction), so that
+    several processes on the same schedule sign a head once, and no event is appended
+    between this look and the signature."""
+    session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq))
     head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one_or_none()
     if head is None:
         return False

@@ -35,6 +35,7 @@ TASK_NAME = "shipyard.ingest_document"
 RETENTION_TASK = "shipyard.retention.purge"
 CHECKPOINT_TASK = "shipyard.audit.checkpoint"
 SWEEP_TASK = "shipyard.ingest.sweep_pending"
+TASK_TIME_LIMIT = 360  # seconds; the soft limit (300) lets process() record the failure
 QUEUE = "shipyard"
 # Publishing happens inside an API request: give up quickly (the rows are committed and the
 # next worker start re-publishes them) rather than hold the request while the broker is down.
@@ -102,7 +103,7 @@ def make_celery(settings: Settings) -> Celery:
         # A hostile but valid file must not hold a worker for ever: the soft limit raises
         # inside process(), which records the document as failed (retryable on resend).
         task_soft_time_limit=300,
-        task_time_limit=360,
+        task_time_limit=TASK_TIME_LIMIT,
         task_ignore_result=True,
         result_backend=None,
         task_serializer="json",
@@ -159,8 +160,13 @@ def make_celery(settings: Settings) -> Celery:
 
     def sweep_pending() -> int:
         # A document accepted while the broker was down has no message: without this it
-        # would wait for the next worker start. A duplicate of a queued one is a no-op.
-        cutoff = datetime.now(UTC) - timedelta(seconds=settings.pending_sweep_seconds)
+        # would wait for the next worker start. While messages wait in the queue, workers
+        # are behind, not stranded: re-publishing then would only pile up duplicates (each
+        # one a claim attempt). Older than a task may run: not one being indexed right now.
+        if _queued_messages(app) > 0:
+            return 0
+        wait = max(settings.pending_sweep_seconds, 2 * TASK_TIME_LIMIT)
+        cutoff = datetime.now(UTC) - timedelta(seconds=wait)
         with holder.get().sessions() as session:
             items = pending_documents(session, accepted_before=cutoff)
         sent = publish(app, items) if items else 0
@@ -192,6 +198,23 @@ def make_celery(settings: Settings) -> Celery:
     worker_process_shutdown.connect(close_container, weak=False)
     worker_shutdown.connect(close_container, weak=False)
     return app
+
+
+def _queued_messages(app: Celery) -> int:
+    """Messages waiting in the ingestion queue (not those a worker holds); 0 when the queue
+    does not exist yet or the broker cannot say."""
+    try:
+        with app.connection_for_write() as connection:
+            refusals = connection.channel_errors + connection.connection_errors
+            try:
+                declared = connection.default_channel.queue_declare(queue=QUEUE, passive=True)
+            except refusals as exc:  # e.g. AMQP 404: the queue was never declared
+                log.info("queue depth unknown", extra={"error": type(exc).__name__})
+                return 0
+            return int(declared.message_count)
+    except (KombuError, OSError) as exc:
+        log.info("queue depth unknown", extra={"error": type(exc).__name__})
+        return 0
 
 
 def publish(app: Celery, items: Sequence[WorkItem]) -> int:

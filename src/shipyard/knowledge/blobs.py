@@ -7,6 +7,7 @@ blobs live in its own folder so deleting one tenant's document never touches ano
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -79,8 +80,10 @@ class BlobStore:
         return aside
 
     def restore(self, tenant_id: str, digest: str, aside: Path) -> None:
-        """Put a set-aside file back (over a fresh copy of the same bytes, if one was written)."""
-        os.replace(aside, self._path(tenant_id, digest))
+        """Put a set-aside file back (over a fresh copy of the same bytes, if one was written).
+        Gone already: a reader needing the bytes put it back itself (see :meth:`get`)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(aside, self._path(tenant_id, digest))
 
     def discard(self, aside: Path) -> None:
         aside.unlink(missing_ok=True)

@@ -9,10 +9,11 @@ Closing the iterator early (the client went away) stores the run as failed with 
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -94,7 +95,31 @@ def open_stream(
     seal(service._pii, run, screened)
     # The status a completed stream gets: ok, unless the injection policy asks for review.
     run.status = "needs_review" if review_for_injection(spec, run.flags) else "ok"
-    return _events(service, principal, runner, run, data, spec, screened)
+    return _Stream(
+        _events(service, principal, runner, run, data, spec, screened),
+        on_unstarted_close=lambda: service._release_budget(run.id),
+    )
+
+
+class _Stream(Iterator[StreamItem]):
+    """The events, and a ``close`` that also covers a stream that never started: closing a
+    generator before its first step runs none of its code, so the run's budget hold (taken
+    above) would otherwise wait for its expiry."""
+
+    def __init__(
+        self, events: Generator[StreamItem], on_unstarted_close: Callable[[], None]
+    ) -> None:
+        self._events = events
+        self._on_unstarted_close = on_unstarted_close
+
+    def __next__(self) -> StreamItem:
+        return next(self._events)
+
+    def close(self) -> None:
+        unstarted = inspect.getgeneratorstate(self._events) == inspect.GEN_CREATED
+        self._events.close()
+        if unstarted:
+            self._on_unstarted_close()
 
 
 def _events(
@@ -105,7 +130,7 @@ def _events(
     data: dict[str, Any],
     spec: TaskSpec,
     screened: Screened,
-) -> Iterator[StreamItem]:
+) -> Generator[StreamItem]:
     started = time.perf_counter()
     result: KindResult | None = None
     try:
@@ -140,12 +165,20 @@ def _events(
         yield StreamFailed(RunFailed(f"the model failed; run {run.id} is stored as failed"), run)
         return
     assert result is not None  # runner.stream always ends with its result
-    # The caller saw the reply as it came; what is stored follows the task's PII policy.
-    run.output = screened.redact_output(spec, result.output)
+    service._record_usage(run, result)
+    try:
+        # The caller saw the reply as it came; what is stored follows the task's PII policy.
+        run.output = screened.redact_output(spec, result.output)
+    except Exception as exc:  # a screening fault: keep the run (and its usage), not the text
+        log.exception("stream failed", extra={"task": run.task, "run_id": run.id})
+        _store_failed(service, principal, run, type(exc).__name__, started)
+        from shipyard.services.runs import RunFailed  # runs imports this module
+
+        yield StreamFailed(RunFailed(f"the run failed; run {run.id} is stored as failed"), run)
+        return
     run.confidence = result.confidence
     run.flags = merge_flags(run.flags, result.flags, screened.flags)
     seal(service._pii, run, screened)
-    service._record_usage(run, result)
     run.model_latency_ms = round(result.model_ms, 3)
     run.latency_ms = round((time.perf_counter() - started) * 1000, 3)
     service._store(run, principal)

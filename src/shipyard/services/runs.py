@@ -30,7 +30,12 @@ from shipyard.errors import (
 from shipyard.governance import audit
 from shipyard.governance.budgets import BudgetGuard, Metered
 from shipyard.governance.pii import PiiScreen
-from shipyard.governance.screening import merge_flags, review_for_injection, screen_input
+from shipyard.governance.screening import (
+    Screened,
+    merge_flags,
+    review_for_injection,
+    screen_input,
+)
 from shipyard.kinds.base import KindResult, RunContext, TaskRunner
 from shipyard.knowledge.groups import caller_groups
 from shipyard.observability.metrics import Metrics
@@ -296,6 +301,7 @@ class RunService:
                 created_at=datetime.now(UTC),
             )
             seal(self._pii, run, screened)
+            result: KindResult | None = None
             try:
                 with self._tracer.start_as_current_span(
                     "shipyard.model",
@@ -313,40 +319,22 @@ class RunService:
                             screened.redact_text(),
                         ),
                     )
+                self._complete(run, spec, screened, result, started)
             except (ProviderError, InvalidModelOutput) as exc:
                 book_worst_case(run, runner, data, exc)
                 raise self._fail_provider(run, principal, exc, started) from exc
             except ShipyardError:  # refused before any provider call (e.g. not ready)
                 self._release_budget(run.id)
                 raise
-            except Exception as exc:  # a model fault is not the caller's; keep the run
+            except Exception as exc:  # a model (or screening) fault is not the caller's
                 log.exception("model failed", extra={"task": task, "run_id": run.id})
                 run.status, run.error, run.output = "failed", type(exc).__name__, None
+                if result is not None:  # the model answered: what it used is booked
+                    self._record_usage(run, result)
                 run.latency_ms = (time.perf_counter() - started) * 1000
                 self._store(run, principal)
                 self._metrics.runs.labels(task, version, run.status).inc()
                 raise RunFailed(f"the model failed; run {run.id} is stored as failed") from exc
-            threshold = spec.policy.review_below
-            unsure = (
-                threshold is not None
-                and result.confidence is not None
-                and result.confidence < threshold
-            )
-            needs_review = (
-                unsure
-                or result.force_review
-                or result.output.get("label") in spec.policy.review_labels
-            )
-            # Personal data the documents or the model brought in is redacted before storage.
-            run.output = screened.redact_output(spec, result.output)
-            run.flags = merge_flags(run.flags, result.flags, screened.flags)
-            seal(self._pii, run, screened)
-            needs_review = needs_review or review_for_injection(spec, run.flags)
-            run.status = "needs_review" if needs_review else "ok"
-            run.confidence = result.confidence
-            self._record_usage(run, result)
-            run.model_latency_ms = round(result.model_ms, 3)
-            run.latency_ms = round((time.perf_counter() - started) * 1000, 3)
             self._store(run, principal)
         self._metrics.runs.labels(task, version, run.status).inc()
         self._metrics.run_latency.labels(task, version).observe(run.latency_ms / 1000)
@@ -355,6 +343,31 @@ class RunService:
             self._metrics.confidence.labels(task, version).observe(result.confidence)
         log.info("run stored", extra={"task": task, "run_id": run.id, "status": run.status})
         return run
+
+    def _complete(
+        self, run: Run, spec: TaskSpec, screened: Screened, result: KindResult, started: float
+    ) -> None:
+        """The run's status, output (redacted as the task's PII policy says), flags and usage
+        from the kind's result."""
+        threshold = spec.policy.review_below
+        unsure = (
+            threshold is not None
+            and result.confidence is not None
+            and result.confidence < threshold
+        )
+        needs_review = (
+            unsure or result.force_review or result.output.get("label") in spec.policy.review_labels
+        )
+        self._record_usage(run, result)
+        # Personal data the documents or the model brought in is redacted before storage.
+        run.output = screened.redact_output(spec, result.output)
+        run.flags = merge_flags(run.flags, result.flags, screened.flags)
+        seal(self._pii, run, screened)
+        needs_review = needs_review or review_for_injection(spec, run.flags)
+        run.status = "needs_review" if needs_review else "ok"
+        run.confidence = result.confidence
+        run.model_latency_ms = round(result.model_ms, 3)
+        run.latency_ms = round((time.perf_counter() - started) * 1000, 3)
 
     def _store(self, run: Run, principal: Principal) -> None:
         # The input is hashed, not copied, into the audit event: the chain proves what was

@@ -40,7 +40,7 @@ def expired_run_ids(
     session: Session, tenant_id: str, task: str, cutoff: datetime, limit: int
 ) -> list[str]:
     """Ids of up to ``limit`` of a tenant's runs of ``task`` created before ``cutoff`` and not
-    yet purged, oldest first (per tenant, so the (tenant, created_at) index serves it)."""
+    yet purged, oldest first (the partial index ``ix_runs_unpurged`` serves it)."""
     rows = session.execute(
         select(Run.id)
         .where(Run.tenant_id == tenant_id, _expired_run(task, cutoff))

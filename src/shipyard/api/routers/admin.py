@@ -10,15 +10,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from shipyard import names
 from shipyard.access.roles import Role
 from shipyard.api.deps import ContainerDep, PrincipalDep
 from shipyard.api.routers.tasks import PROBLEM_RESPONSES
+from shipyard.api.schemas import JSON_INTEGER
 from shipyard.storage.tables import ApiKey, AuditEvent, RoleBinding, Tenant
 
 router = APIRouter(tags=["admin"])
+Days = Annotated[int, Field(ge=1, le=3650), JSON_INTEGER]
 
 _SLUG = names.SLUG
 _GROUP = names.GROUP
@@ -74,20 +76,18 @@ class KeyCreate(_Body):
     name: str = Field(min_length=1, max_length=200, description="What the key is for")
     roles: list[Role] = Field(min_length=1, max_length=len(Role))
     groups: list[Annotated[str, Field(pattern=_GROUP)]] = Field(default=[], max_length=100)
-    expires_in_days: StrictInt | None = Field(
-        default=None, ge=1, le=3650, description="Lifetime; omit for a key that does not expire"
+    expires_in_days: Days | None = Field(
+        default=None, description="Lifetime; omit for a key that does not expire"
     )
 
 
 class KeyRotate(_Body):
-    overlap_seconds: StrictInt = Field(
+    overlap_seconds: Annotated[int, Field(ge=0, le=30 * 86_400), JSON_INTEGER] = Field(
         default=86_400,
-        ge=0,
-        le=30 * 86_400,
         description="How long the old key keeps working (0 revokes it at once)",
     )
-    expires_in_days: StrictInt | None = Field(
-        default=None, ge=1, le=3650, description="New key's lifetime; default the old one's"
+    expires_in_days: Days | None = Field(
+        default=None, description="New key's lifetime; default the old one's"
     )
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -15,6 +15,7 @@ from shipyard import names
 from shipyard.access.principal import Principal
 from shipyard.api.deps import ContainerDep, CredentialsDep, PrincipalDep, authenticate
 from shipyard.api.routers.tasks import PROBLEM_RESPONSES
+from shipyard.api.schemas import JSON_INTEGER
 from shipyard.errors import FieldProblem, InvalidInput
 from shipyard.services.ingestion import Accepted, JobView, Upload
 from shipyard.services.knowledge import CollectionView
@@ -30,6 +31,7 @@ MAX_METADATA_CHARS = 16_384  # serialized JSON per document
 
 
 RETENTION = "Days documents are kept before retention purges them; null keeps them forever"
+RetentionDays = Annotated[int, Field(ge=1, le=36_500), JSON_INTEGER]
 
 
 # -- bodies --------------------------------------------------------------------------------
@@ -37,12 +39,12 @@ class CollectionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=NAME, description="Lowercase letters, digits and '-'")
     description: str = Field(default="", max_length=2000)
-    retention_days: StrictInt | None = Field(default=None, ge=1, le=36_500, description=RETENTION)
+    retention_days: RetentionDays | None = Field(default=None, description=RETENTION)
 
 
 class CollectionPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    retention_days: StrictInt | None = Field(ge=1, le=36_500, description=RETENTION)
+    retention_days: RetentionDays | None = Field(description=RETENTION)
 
 
 class CollectionOut(BaseModel):
@@ -51,7 +53,7 @@ class CollectionOut(BaseModel):
     description: str
     documents: dict[str, int] = Field(description="Documents by status")
     created_at: datetime
-    retention_days: StrictInt | None = Field(default=None, description=RETENTION)
+    retention_days: int | None = Field(default=None, description=RETENTION)
 
 
 class TextDocumentIn(BaseModel):
@@ -122,7 +124,7 @@ class DocumentPatch(BaseModel):
 class SearchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     query: str = Field(min_length=1, max_length=2000)
-    k: StrictInt = Field(default=5, ge=1, le=50)
+    k: Annotated[int, Field(ge=1, le=50), JSON_INTEGER] = 5
     mode: Literal["hybrid", "keyword", "dense"] = "hybrid"
 
 
