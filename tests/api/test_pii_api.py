@@ -117,7 +117,9 @@ class EchoRunner(GenerateRunner):
     ) -> list[KindResult]:
         return [self.run(inputs, context) for inputs in batch]
 
-    def stream(self, inputs: Mapping[str, Any]) -> Iterator[TextDelta | KindResult]:
+    def stream(
+        self, inputs: Mapping[str, Any], context: RunContext | None = None
+    ) -> Iterator[TextDelta | KindResult]:
         self._seen.append(dict(inputs))
         yield TextDelta("echo: ")
         yield TextDelta(str(inputs["text"]))

@@ -13,11 +13,14 @@ from pydantic import ValidationError
 
 from shipyard.access.principal import Principal
 from shipyard.access.roles import Role
+from shipyard.api.app import create_app
 from shipyard.bootstrap import Container
 from shipyard.kinds.base import RunContext
 from shipyard.kinds.llm_structured import UNSUPPORTED_VALUE, LLMDecideRunner, LLMExtractRunner
+from shipyard.providers.llm import TextDelta
 from shipyard.services.ingestion import Upload
 from shipyard.spec.model import TaskSpec
+from shipyard.storage.tables import Run
 from tests.conftest import new_tenant
 from tests.llm_project import PROVIDER, llm_container
 from tests.providers.llm.conftest import MODEL, llama_url  # noqa: F401  # fixture
@@ -295,3 +298,30 @@ def test_generate_with_a_pii_policy_never_sends_document_personal_data(
     shown = container.runs.get(principal, run.id, reveal_pii=True)
     assert shown.output is not None
     assert handbook["payroll.txt"] in [cited["quote"] for cited in shown.output["citations"]]
+
+
+def test_generate_with_knowledge_streams_and_cites_at_the_end(
+    container: Container, served: FaultProxy, handbook: dict[str, str]
+) -> None:
+    principal = _admin(container)
+    before = served.count
+    served.push(Fault.rewrite("Twenty-five days [1]."))
+    events = list(
+        container.runs.stream(principal, "policy-brief", {"question": "How much paid holiday?"})
+    )
+    *deltas, run = events
+    assert isinstance(run, Run)
+    assert deltas
+    assert all(isinstance(delta, TextDelta) for delta in deltas)
+    assert "".join(delta.text for delta in deltas) == run.output["text"]
+    sent = _sent_text(served, before)
+    assert "twenty-five days" in sent
+    assert CANARY not in sent
+    assert "streamed" in run.flags
+    assert run.access_groups == ["everyone"]
+    cited = run.output["citations"]
+    assert len(cited) == 1
+    assert cited[0]["quote"] in handbook[cited[0]["source"]]
+    assert CANARY not in cited[0]["quote"]
+    paths = create_app(container, load_models=False, run_jobs=False).openapi()["paths"]
+    assert "/v1/tasks/policy-brief/runs:stream" in paths

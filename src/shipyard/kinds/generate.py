@@ -1,6 +1,7 @@
 """Kind ``generate``: the spec's prompt, filled with the input, answered by a chat model.
 
-Outputs are either one free-text ``text`` string (the reply as is; it can be streamed) or
+Outputs are either one free-text ``text`` string (the reply as is; it can be streamed, with
+knowledge too: its ``citations`` come in the last event) or
 typed fields, in which case the output model's strict JSON Schema is sent as structured output
 and the reply is validated against it (see docs/providers.md). The router comes from the
 composition root, built on first use so projects without chat tasks never configure one.
@@ -52,9 +53,9 @@ def _reply_is_text(spec: TaskSpec) -> bool:
 
 
 def is_free_text(spec: TaskSpec) -> bool:
-    """The task's only output is a ``text`` string: the reply is used (and streamed) as is.
-    A task with knowledge is not streamed: its citations are checked on the whole reply."""
-    return _reply_is_text(spec) and spec.knowledge is None
+    """The model's only output is a ``text`` string: the reply is used (and streamed) as is.
+    With knowledge, the ``citations`` come from the whole reply, in the stream's last event."""
+    return _reply_is_text(spec)
 
 
 def served_name(provider: str, model: str) -> str:
@@ -136,11 +137,23 @@ class GenerateRunner:
             self._spec, self._ready_router(), self._request(inputs), extra_chars=extra
         )
 
+    def _grounding(
+        self, inputs: Mapping[str, Any], context: RunContext | None
+    ) -> tuple[list[Passage], tuple[str, ...]]:
+        """The passages the model is given (screened for injection, redacted for PII) and the
+        flags that screening raised."""
+        passages, injection = grounding.screen_passages(self._spec, self._passages(inputs, context))
+        return grounding.redact_passages(passages, context.redact if context else None), injection
+
+    def _with_citations(self, output: dict[str, Any], passages: list[Passage]) -> dict[str, Any]:
+        if grounding.CITATIONS_FIELD in self._spec.output:
+            output[grounding.CITATIONS_FIELD] = grounding.citations(output, passages)
+        return output
+
     def run(self, inputs: Mapping[str, Any], context: RunContext | None = None) -> KindResult:
         router = self._ready_router()
         started = time.perf_counter()
-        passages, injection = grounding.screen_passages(self._spec, self._passages(inputs, context))
-        passages = grounding.redact_passages(passages, context.redact if context else None)
+        passages, injection = self._grounding(inputs, context)
         routed = router.complete(
             self._spec.model,
             self._request(inputs, passages),
@@ -151,8 +164,7 @@ class GenerateRunner:
             output = routed.output.model_dump(mode="json")
         else:
             output = {TEXT_FIELD: routed.result.content}
-        if grounding.CITATIONS_FIELD in self._spec.output:
-            output[grounding.CITATIONS_FIELD] = grounding.citations(output, passages)
+        output = self._with_citations(output, passages)
         usage = routed.usage
         return KindResult(
             output=output,
@@ -167,18 +179,22 @@ class GenerateRunner:
             model_name=served_name(routed.entry.provider, routed.entry.model),
         )
 
-    def stream(self, inputs: Mapping[str, Any]) -> Generator[TextDelta | KindResult]:
-        """Text deltas, then the :class:`KindResult` of the whole reply. Stops early (and
+    def stream(
+        self, inputs: Mapping[str, Any], context: RunContext | None = None
+    ) -> Generator[TextDelta | KindResult]:
+        """Text deltas, then the :class:`KindResult` of the whole reply (with knowledge, its
+        citations: only the whole reply says which passages it cites). Stops early (and
         closes the provider's stream) once ``max_stream_chars`` characters were sent."""
         if not self.streams_text:
             raise InvalidInput(f"task {self._spec.name} has typed outputs: it cannot stream")
         router = self._ready_router()
         started = time.perf_counter()
+        passages, injection = self._grounding(inputs, context)
         collector = StreamCollector()
         sent = 0
         events = router.stream(
             self._spec.model,
-            self._request(inputs),
+            self._request(inputs, passages),
             deadline=Deadline(self._spec.generation.timeout_seconds),
         )
         truncated = False
@@ -212,10 +228,10 @@ class GenerateRunner:
             tokens = (worst.tokens - generated, generated)
             cost, served = worst.cost, None
         yield KindResult(
-            output={TEXT_FIELD: "".join(collector.parts)},
+            output=self._with_citations({TEXT_FIELD: "".join(collector.parts)}, passages),
             confidence=None,
             model_ms=(time.perf_counter() - started) * 1000,
-            flags=("truncated",) if truncated else (),
+            flags=(*injection, "truncated") if truncated else injection,
             usage={"prompt_tokens": tokens[0], "completion_tokens": tokens[1]},
             cost=cost,
             model_name=served,

@@ -27,8 +27,9 @@ from shipyard.governance.screening import (
     review_for_injection,
     screen_input,
 )
-from shipyard.kinds.base import KindResult
+from shipyard.kinds.base import KindResult, RunContext
 from shipyard.kinds.generate import GenerateRunner
+from shipyard.knowledge.groups import caller_groups
 from shipyard.observability.tracing import current_trace_id
 from shipyard.providers.llm import ProviderError, TextDelta
 from shipyard.services.run_pii import seal
@@ -73,7 +74,8 @@ def open_stream(
     runner = service._runtime.runner(task)
     if not isinstance(runner, GenerateRunner) or not runner.streams_text:
         raise InvalidInput(
-            f"task {task} cannot stream: only kind generate with a single 'text' output does"
+            f"task {task} cannot stream: only kind generate with a 'text' output (and, with "
+            "knowledge, 'citations') does"
         )
     run_id = str(uuid.uuid4())
     service._reserve_budget(principal, spec, runner, data, run_id)
@@ -89,7 +91,10 @@ def open_stream(
         trace_id=current_trace_id(),
         request_id=request_id,
         flags=merge_flags(["streamed"], screened.flags),
-        access_groups=None,
+        # As in create: a knowledge run's output quotes what these groups may read.
+        access_groups=(
+            sorted(caller_groups(principal.groups)) if spec.knowledge is not None else None
+        ),
         created_at=datetime.now(UTC),
     )
     seal(service._pii, run, screened)
@@ -135,7 +140,10 @@ def _events(
     result: KindResult | None = None
     try:
         # closing(): a client that leaves also closes the provider's stream, at once.
-        with closing(runner.stream(data)) as events:
+        context = RunContext(
+            principal.tenant_id, caller_groups(principal.groups), screened.redact_text()
+        )
+        with closing(runner.stream(data, context)) as events:
             for event in events:
                 if isinstance(event, TextDelta):
                     yield event

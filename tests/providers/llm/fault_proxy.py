@@ -54,7 +54,8 @@ class Fault:
 
     @classmethod
     def rewrite(cls, content: str) -> Fault:
-        """Forward, then replace the reply's message content (e.g. with non-JSON)."""
+        """Forward, then replace the reply's message content (e.g. with non-JSON); in a
+        stream, the first text delta carries it and later ones are emptied."""
         return cls("rewrite", content=content)
 
 
@@ -199,9 +200,13 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.flush()
             cut_after = fault.after_events if fault is not None and fault.kind == "cut" else None
+            rewrite = fault.content if fault is not None and fault.kind == "rewrite" else None
             sent = 0
             event: list[str] = []
-            for line in upstream.iter_lines():
+            for received in upstream.iter_lines():
+                line = received
+                if rewrite is not None and line.startswith("data: {"):
+                    line, rewrite = _rewrite_delta(line, rewrite)
                 event.append(line)
                 if line:
                     continue
@@ -221,3 +226,14 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             self.wfile.flush()
 
     return Handler
+
+
+def _rewrite_delta(line: str, content: str) -> tuple[str, str]:
+    """A stream's ``data:`` line with its text replaced: the first text delta carries
+    ``content``, later ones nothing. Returns the line and what is left to send."""
+    data = json.loads(line[len("data: ") :])
+    choices = data.get("choices") or []
+    delta = choices[0].get("delta", {}) if choices else {}
+    if isinstance(delta.get("content"), str):
+        delta["content"], content = content, ""
+    return "data: " + json.dumps(data), content
