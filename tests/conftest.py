@@ -20,6 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
+from shipyard.access.principal import Principal
 from shipyard.access.roles import Role
 from shipyard.api.app import create_app
 from shipyard.bootstrap import Container, build
@@ -175,6 +176,29 @@ def trained_container(
         container.training.train(task, actor="tests")
     yield container
     container.close()
+
+
+@pytest.fixture(scope="module")
+def own_container(
+    backend: str,
+    tiny_project: Path,
+    fresh_database: Callable[[str], str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Container]:
+    """A container of one test module's own: a new database on each backend, the tiny project
+    untrained (for tests that take locks, race threads or change what others would see)."""
+    container = make_container(
+        tiny_project, tmp_path_factory.mktemp(f"own-{backend}"), fresh_database(backend)
+    )
+    yield container
+    container.close()
+
+
+def new_admin(container: Container) -> Principal:
+    """An admin of a new tenant, as the services see one (no key needed)."""
+    slug = f"a-{uuid.uuid4().hex[:10]}"
+    tenant = container.access.create_tenant(slug, actor="tests")
+    return Principal(tenant.id, slug, None, "tests", frozenset({Role.ADMIN}))
 
 
 @pytest.fixture(scope="session")

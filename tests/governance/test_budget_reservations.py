@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +17,7 @@ from shipyard.governance import budgets as budgets_module
 from shipyard.governance.budgets import BudgetGuard, UsageEstimate
 from shipyard.settings import BudgetSettings
 from shipyard.storage.usage import add_usage, release, reserved
-from tests.conftest import make_container
+from tests.conftest import new_admin
 
 TASK = "draft-reply"
 RUN = UsageEstimate(tokens=100, cost=0.01)
@@ -26,22 +25,13 @@ HOLD = timedelta(minutes=5)
 
 
 @pytest.fixture(scope="module")
-def container(
-    backend: str,
-    tiny_project: Path,
-    fresh_database: Callable[[str], str],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Container]:
-    built = make_container(
-        tiny_project, tmp_path_factory.mktemp("budgets"), fresh_database(backend)
-    )
-    yield built
-    built.close()
+def container(own_container: Container) -> Container:
+    return own_container
 
 
 def _tenant(container: Container) -> tuple[str, str]:
-    slug = f"b-{uuid.uuid4().hex[:10]}"
-    return container.access.create_tenant(slug, actor="tests").id, slug
+    principal = new_admin(container)
+    return principal.tenant_id, principal.tenant_slug
 
 
 def _guard(container: Container, now: Callable[[], datetime] | None = None) -> BudgetGuard:

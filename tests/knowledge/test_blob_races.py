@@ -5,37 +5,22 @@ again after its commit), and a file left aside by a crashed delete is found agai
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from shipyard.access.principal import Principal
-from shipyard.access.roles import Role
 from shipyard.bootstrap import Container
 from shipyard.knowledge.blobs import BlobStore, sha256_hex
 from shipyard.services.ingestion import Upload
-from tests.conftest import make_container
+from tests.conftest import new_admin
 
 TEXT = b"# Lockers\n\nLockers are emptied on the last Friday of every month."
 
 
 @pytest.fixture(scope="module")
-def container(
-    backend: str,
-    tiny_project: Path,
-    fresh_database: Callable[[str], str],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Container]:
-    built = make_container(tiny_project, tmp_path_factory.mktemp("blobs"), fresh_database(backend))
-    yield built
-    built.close()
-
-
-def _principal(container: Container) -> Principal:
-    slug = f"b-{uuid.uuid4().hex[:10]}"
-    tenant = container.access.create_tenant(slug, actor="tests")
-    return Principal(tenant.id, slug, None, "tests", frozenset({Role.ADMIN}))
+def container(own_container: Container) -> Container:
+    return own_container
 
 
 def _submit(
@@ -53,7 +38,7 @@ def _submit(
 def test_a_concurrent_upload_of_the_same_bytes_keeps_its_file(
     container: Container, monkeypatch: pytest.MonkeyPatch, upload_commits: str
 ) -> None:
-    principal = _principal(container)
+    principal = new_admin(container)
     container.knowledge.create_collection(principal, "handbook")
     container.knowledge.create_collection(principal, "archive")  # same tenant: same files
     old = _submit(container, principal, "old.md")
@@ -87,7 +72,7 @@ def test_a_concurrent_upload_of_the_same_bytes_keeps_its_file(
 def test_a_delete_between_an_uploads_write_and_its_commit_leaves_the_file(
     container: Container, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    principal = _principal(container)
+    principal = new_admin(container)
     container.knowledge.create_collection(principal, "handbook")
     container.knowledge.create_collection(principal, "archive")  # same tenant: same files
     old = _submit(container, principal, "old.md")
@@ -111,7 +96,7 @@ def test_a_delete_between_an_uploads_write_and_its_commit_leaves_the_file(
 
 
 def test_an_unreferenced_file_is_still_deleted(container: Container) -> None:
-    principal = _principal(container)
+    principal = new_admin(container)
     container.knowledge.create_collection(principal, "handbook")
     only = _submit(container, principal, "only.md")
     assert container.ingestion.process(principal.tenant_id, only) == "indexed"
