@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from shipyard.governance import audit, checkpoints
+from shipyard.governance import audit, audit_export, checkpoints
 from shipyard.governance.checkpoints import Checkpoint, CheckpointProblem
 from shipyard.storage.db import SessionFactory
 
@@ -28,6 +30,15 @@ class AuditService:
             if checkpoints.head_is_signed(session, private_key.public_key()):
                 return None
             return checkpoints.sign_head(session, private_key)
+
+    def export(self, write: Callable[[str], object], after_seq: int = 0) -> int:
+        """Write the chain after ``after_seq`` as JSON lines; the number of events."""
+        count = 0
+        with self._sessions() as session:
+            for line in audit_export.export_lines(session, after_seq):
+                write(line)
+                count += 1
+        return count
 
     def checkpoints(self) -> list[Checkpoint]:
         with self._sessions() as session:
