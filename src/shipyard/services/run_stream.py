@@ -186,6 +186,8 @@ def _events(
         return
     run.confidence = result.confidence
     run.flags = merge_flags(run.flags, result.flags, screened.flags)
+    if review_for_injection(spec, run.flags):  # e.g. a retrieved passage read like one
+        run.status = "needs_review"
     seal(service._pii, run, screened)
     run.model_latency_ms = round(result.model_ms, 3)
     run.latency_ms = round((time.perf_counter() - started) * 1000, 3)
