@@ -34,7 +34,7 @@ from shipyard.services.ingestion import Upload
 from shipyard.services.retention import PurgeReport, RetentionService, ids_digest
 from shipyard.settings import Settings
 from shipyard.storage.tables import AuditEvent, AuditHead, Document, Run
-from tests.conftest import ASK_SPEC, make_container
+from tests.conftest import ASK_SPEC, make_container, new_admin
 
 DAYS = 30
 OLD = timedelta(days=DAYS + 10)
@@ -65,12 +65,6 @@ def container(
     built = make_container(project, tmp_path_factory.mktemp("state"), fresh_database(backend))
     yield built
     built.close()
-
-
-def new_principal(container: Container) -> Principal:
-    slug = f"r-{uuid.uuid4().hex[:10]}"
-    tenant = container.access.create_tenant(slug, actor="tests")
-    return Principal(tenant.id, slug, None, "tests", frozenset({Role.ADMIN}))
 
 
 def make_runs(container: Container, principal: Principal, task: str, count: int) -> list[Run]:
@@ -166,7 +160,7 @@ class Scenario:
 
 @pytest.fixture(scope="module")
 def scenario(container: Container) -> Scenario:
-    a, b = new_principal(container), new_principal(container)
+    a, b = new_admin(container), new_admin(container)
     old_runs = make_runs(container, a, "ask", 3) + make_runs(container, b, "ask", 2)
     recent_runs = make_runs(container, a, "ask", 2)
     other_task_runs = make_runs(container, a, "ask-keep", 2)
@@ -381,7 +375,7 @@ def test_reingesting_a_purged_source_works(container: Container, scenario: Scena
 
 
 def test_concurrent_purges_purge_each_run_once(container: Container) -> None:
-    principal = new_principal(container)
+    principal = new_admin(container)
     runs = make_runs(container, principal, "ask", 6)
     age_runs(container, runs)
     seq = head_seq(container)
@@ -422,7 +416,7 @@ def test_concurrent_purges_purge_each_run_once(container: Container) -> None:
 
 
 def test_collection_retention_is_validated_and_audited(container: Container) -> None:
-    principal = new_principal(container)
+    principal = new_admin(container)
     with pytest.raises(InvalidInput) as error:
         container.knowledge.create_collection(principal, "bad", retention_days=0)
     assert error.value.problems[0].field == "retention_days"
@@ -443,7 +437,7 @@ def test_collection_retention_is_validated_and_audited(container: Container) -> 
 
 
 def test_collection_retention_over_the_api(container: Container) -> None:
-    principal = new_principal(container)
+    principal = new_admin(container)
     _key, token = container.access.create_key(
         principal.tenant_slug,
         name="operator",
@@ -531,7 +525,7 @@ class _BrokenRunPurge(RetentionService):
 
 
 def test_one_failing_task_does_not_stop_the_other_purges(container: Container) -> None:
-    principal = new_principal(container)
+    principal = new_admin(container)
     runs = make_runs(container, principal, "ask", 2)
     age_runs(container, runs)
     container.knowledge.create_collection(principal, "isolated", retention_days=DAYS)

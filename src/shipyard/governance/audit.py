@@ -106,8 +106,10 @@ class VerifyResult:
     reason: str | None = None
 
 
-def _events(session: Session) -> Iterator[AuditEvent]:
-    last = 0
+def iter_events(session: Session, after_seq: int = 0) -> Iterator[AuditEvent]:
+    """Every event after ``after_seq`` in ``seq`` order, read in batches (detached as it goes,
+    so a long chain does not pile up in the session)."""
+    last = after_seq
     while True:
         batch = (
             session.execute(
@@ -130,7 +132,7 @@ def verify(session: Session) -> VerifyResult:
     expected_prev = GENESIS_HASH
     expected_seq = 1
     count = 0
-    for event in _events(session):
+    for event in iter_events(session):
         problem = None
         if event.seq != expected_seq:
             problem = f"sequence gap: expected {expected_seq}, found {event.seq}"

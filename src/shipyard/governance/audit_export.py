@@ -14,11 +14,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shipyard.errors import ConfigError
-from shipyard.governance.audit import GENESIS_HASH, event_hash
+from shipyard.governance.audit import GENESIS_HASH, event_hash, iter_events
 from shipyard.storage.tables import AuditEvent
 
 FIELDS = (
@@ -34,30 +33,13 @@ FIELDS = (
     "prev_hash",
     "hash",
 )
-_BATCH = 1000
 
 
 def export_lines(session: Session, after_seq: int = 0) -> Iterator[str]:
     """Every event after ``after_seq``, oldest first, one JSON object per line."""
-    last = after_seq
-    while True:
-        batch = (
-            session.execute(
-                select(AuditEvent)
-                .where(AuditEvent.seq > last)
-                .order_by(AuditEvent.seq)
-                .limit(_BATCH)
-            )
-            .scalars()
-            .all()
-        )
-        if not batch:
-            return
-        for event in batch:
-            record = {name: getattr(event, name) for name in FIELDS}
-            yield json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n"
-        last = batch[-1].seq
-        session.expunge_all()
+    for event in iter_events(session, after_seq):
+        record = {name: getattr(event, name) for name in FIELDS}
+        yield json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from shipyard.errors import FieldProblem, InvalidInput
-from shipyard.spec import TaskSpec
+from shipyard.spec import FieldSpec, TaskSpec
 
 if TYPE_CHECKING:  # Presidio (and spaCy under it) load on first use, not at start-up
     from shipyard.governance.pii_recognizers import Finding, PiiDetector
@@ -67,17 +67,15 @@ class VaultError(Exception):
 
 @dataclass
 class Redaction:
-    """The redacted input, how many findings of each type, and (reversible policy only) the
-    placeholder -> original map to seal."""
+    """The input as the task may see it and, with policy ``redact``, the run's redactor (its
+    counts and originals; it goes on with the run's passages and output)."""
 
     data: dict[str, Any]
-    counts: dict[str, int] = field(default_factory=dict)
-    originals: dict[str, str] = field(default_factory=dict)
-    redactor: Redactor | None = None  # goes on with the run's passages and output
+    redactor: Redactor | None = None
 
     @property
     def redacted(self) -> bool:
-        return bool(self.counts)
+        return self.redactor is not None and bool(self.redactor.counts)
 
 
 class Redactor:
@@ -104,13 +102,14 @@ class Redactor:
         """``text`` with every finding replaced by its placeholder."""
         return _replace(text, self._findings(text), self._placeholder_for)
 
-    def output(self, spec: TaskSpec, output: Mapping[str, Any]) -> dict[str, Any]:
-        """A run's output with the free text redacted: string fields, lists of strings and the
-        quotes and titles of citations. Enum values are the spec's own words, and ids, offsets
-        and sources must keep pointing at the documents: those stay as they are."""
-        redacted = dict(output)
-        for name, field_spec in spec.output.items():
-            value = output.get(name)
+    def fields(self, specs: Mapping[str, FieldSpec], values: Mapping[str, Any]) -> dict[str, Any]:
+        """``values`` (a run's input or output) with the free text redacted: string fields,
+        lists of strings and the quotes and titles of citations. Enum values are the spec's
+        own words, and ids, offsets and sources must keep pointing at the documents: those
+        stay as they are."""
+        redacted = dict(values)
+        for name, field_spec in specs.items():
+            value = values.get(name)
             if field_spec.type == "string" and isinstance(value, str):
                 redacted[name] = self.text(value)
             elif (
@@ -232,19 +231,7 @@ class PiiScreen:
 
     def _redact(self, spec: TaskSpec, data: dict[str, Any]) -> Redaction:
         redactor = self.redactor(spec)
-        redacted = dict(data)
-        for name, field_spec in spec.input.items():
-            value = data.get(name)
-            if field_spec.type == "string" and isinstance(value, str):
-                redacted[name] = redactor.text(value)
-            elif field_spec.type == "list" and isinstance(value, list):
-                redacted[name] = [
-                    redactor.text(item)
-                    if isinstance(item, str) and field_spec.items == "string"
-                    else item
-                    for item in value
-                ]
-        return Redaction(redacted, redactor.counts, redactor.originals, redactor)
+        return Redaction(redactor.fields(spec.input, data), redactor)
 
     def seal(self, run_id: str, originals: Mapping[str, str]) -> str:
         """The originals of run ``run_id``, encrypted and authenticated."""

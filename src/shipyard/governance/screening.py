@@ -80,7 +80,7 @@ class Screened:
         """The kind's output as the run may store it; flags the run if anything was found."""
         if self.redactor is None:
             return output
-        redacted = self.redactor.output(spec, output)
+        redacted = self.redactor.fields(spec.output, output)
         if self.redactor.counts and PII_REDACTED not in self.flags:
             self.flags.append(PII_REDACTED)
         return redacted
